@@ -1,0 +1,216 @@
+// Package conf holds twotick's configuration: the TOML file, the defaults
+// that apply when a key is absent, and the validation that names every bad
+// key with its line.
+//
+// conf imports nothing else of twotick; every other package receives the
+// values it needs from a *Config.
+package conf
+
+import (
+	"fmt"
+	"time"
+)
+
+// Duration is a time.Duration written in the file as a Go duration string
+// such as "30s" or "72h".
+type Duration struct{ time.Duration }
+
+// UnmarshalText parses a Go duration string.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("not a duration such as \"30s\" or \"5m\": %q", b)
+	}
+	d.Duration = v
+	return nil
+}
+
+// MarshalText writes the duration as a Go duration string.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+
+// Config is the whole configuration. The zero value is not useful: start from
+// Default, or from Load, which applies the file on top of Default.
+type Config struct {
+	// Domain is the XMPP domain served (default "localhost").
+	Domain string `toml:"domain"`
+	// DataDir holds the database and the generated certificate
+	// (default ".", the working directory).
+	DataDir string `toml:"data_dir"`
+
+	Log      Log      `toml:"log"`
+	C2S      C2S      `toml:"c2s"`
+	TLS      TLS      `toml:"tls"`
+	Storage  Storage  `toml:"storage"`
+	Auth     Auth     `toml:"auth"`
+	Offline  Offline  `toml:"offline"`
+	SM       SM       `toml:"stream_management"`
+	Roster   Roster   `toml:"roster"`
+	Metrics  Metrics  `toml:"metrics"`
+	Shutdown Shutdown `toml:"shutdown"`
+}
+
+// Log configures log/slog output on standard error.
+type Log struct {
+	// Level is debug, info, warn or error (default info). Debug logs one line
+	// per connection event and may include JIDs, never bodies or secrets.
+	Level string `toml:"level"`
+	// Format is text or json (default text).
+	Format string `toml:"format"`
+}
+
+// C2S configures client-to-server listeners and per-stream limits.
+type C2S struct {
+	// STARTTLSAddr is the address of the STARTTLS listener (default ":5222";
+	// empty disables it).
+	STARTTLSAddr string `toml:"starttls_addr"`
+	// DirectTLSAddr is the address of the XEP-0368 direct TLS listener
+	// (default ":5223"; empty disables it).
+	DirectTLSAddr string `toml:"direct_tls_addr"`
+	// AllowPlaintextLoopback permits authentication without TLS on a STARTTLS
+	// listener bound to a loopback address (default false). Only for a
+	// TLS-terminating proxy on the same host, or benchmarks.
+	AllowPlaintextLoopback bool `toml:"allow_plaintext_loopback"`
+	// MaxStanzaSize is the largest stanza accepted after authentication, in
+	// bytes (default 262144). Larger stanzas end the stream with
+	// policy-violation.
+	MaxStanzaSize int `toml:"max_stanza_size"`
+	// PreAuthMaxStanzaSize is the largest element accepted before
+	// authentication, in bytes (default 10000).
+	PreAuthMaxStanzaSize int `toml:"preauth_max_stanza_size"`
+	// NegotiationTimeout bounds the time from connect to a bound resource
+	// (default "30s").
+	NegotiationTimeout Duration `toml:"negotiation_timeout"`
+	// IdleTimeout is how long a silent authenticated stream is kept before the
+	// server pings it; a stream that stays silent for another IdleTimeout is
+	// closed with connection-timeout (default "5m").
+	IdleTimeout Duration `toml:"idle_timeout"`
+	// MaxUnauthPerIP caps concurrent unauthenticated connections from one
+	// client address (default 32).
+	MaxUnauthPerIP int `toml:"max_unauth_per_ip"`
+	// RateBytesPerSecond throttles what one authenticated session may send,
+	// in bytes per second (default 65536; 0 disables the limit).
+	RateBytesPerSecond int `toml:"rate_bytes_per_second"`
+	// MaxOutgoingQueue is the number of stanzas waiting to be written to one
+	// client before the server disconnects it (default 1000).
+	MaxOutgoingQueue int `toml:"max_outgoing_queue"`
+}
+
+// TLS configures the certificate.
+type TLS struct {
+	// CertFile and KeyFile name a PEM certificate chain and key. When both are
+	// empty (the default) a self-signed ECDSA P-256 certificate for the domain
+	// is generated in DataDir on first start.
+	CertFile string `toml:"cert_file"`
+	KeyFile  string `toml:"key_file"`
+}
+
+// Storage configures the database.
+type Storage struct {
+	// Path is the SQLite database file, relative to DataDir
+	// (default "twotick.db").
+	Path string `toml:"path"`
+	// Synchronous is SQLite's synchronous mode for the queue: full (default;
+	// a commit survives a power cut), normal (a commit survives a crash of
+	// twotick but the last commits may be lost on a power cut) or off (a
+	// crash of the operating system may lose or corrupt recent commits).
+	Synchronous string `toml:"synchronous"`
+}
+
+// Auth configures accounts and login.
+type Auth struct {
+	// SCRAMIterations is the PBKDF2 iteration count for new credentials
+	// (default 4096; fewer weakens stored credentials against offline attack).
+	SCRAMIterations int `toml:"scram_iterations"`
+	// DefaultRegion is the ISO 3166 region used to read phone numbers written
+	// without a country code on the command line (default "US").
+	DefaultRegion string `toml:"default_region"`
+	// MaxFailuresPerIP is the number of failed logins from one address within
+	// FailureWindow before further attempts from it are refused (default 10).
+	MaxFailuresPerIP int `toml:"max_failures_per_ip"`
+	// MaxFailuresPerAccount is the number of failed logins for one account
+	// within FailureWindow, from all addresses, before attempts from addresses
+	// that have never logged in to it are slowed (default 5).
+	MaxFailuresPerAccount int `toml:"max_failures_per_account"`
+	// FailureWindow is the period over which failures are counted
+	// (default "15m").
+	FailureWindow Duration `toml:"failure_window"`
+}
+
+// Offline configures the message queue.
+type Offline struct {
+	// MaxAge is how long an undelivered message is kept (default "720h").
+	MaxAge Duration `toml:"max_age"`
+	// MaxPerUser caps the messages queued for one recipient (default 10000);
+	// past it senders get resource-constraint.
+	MaxPerUser int `toml:"max_per_user"`
+}
+
+// SM configures XEP-0198 stream management.
+type SM struct {
+	// ResumeTimeout is how long a broken session can be resumed when the
+	// client asks for no shorter time (default "5m").
+	ResumeTimeout Duration `toml:"resume_timeout"`
+	// MaxResumeTimeout caps the client's requested max (default "1h").
+	MaxResumeTimeout Duration `toml:"max_resume_timeout"`
+	// MaxUnacked is the number of stanzas sent to a client and not yet
+	// acknowledged before the server stops the session (default 5000).
+	MaxUnacked int `toml:"max_unacked"`
+}
+
+// Roster configures rosters.
+type Roster struct {
+	// MaxItems caps a manual roster (default 1000).
+	MaxItems int `toml:"max_items"`
+}
+
+// Metrics configures the Prometheus listener.
+type Metrics struct {
+	// Addr serves /metrics and /health (default "127.0.0.1:9090"; empty
+	// disables it). Binding it to a public address exposes counts of users
+	// and traffic.
+	Addr string `toml:"addr"`
+}
+
+// Shutdown configures graceful stop.
+type Shutdown struct {
+	// Timeout bounds the wait for sessions to close on SIGINT or SIGTERM
+	// (default "10s").
+	Timeout Duration `toml:"timeout"`
+}
+
+// Default returns the configuration used when no file is given.
+func Default() *Config {
+	return &Config{
+		Domain:  "localhost",
+		DataDir: ".",
+		Log:     Log{Level: "info", Format: "text"},
+		C2S: C2S{
+			STARTTLSAddr:         ":5222",
+			DirectTLSAddr:        ":5223",
+			MaxStanzaSize:        256 << 10,
+			PreAuthMaxStanzaSize: 10000,
+			NegotiationTimeout:   Duration{30 * time.Second},
+			IdleTimeout:          Duration{5 * time.Minute},
+			MaxUnauthPerIP:       32,
+			RateBytesPerSecond:   64 << 10,
+			MaxOutgoingQueue:     1000,
+		},
+		Storage: Storage{Path: "twotick.db", Synchronous: "full"},
+		Auth: Auth{
+			SCRAMIterations:       4096,
+			DefaultRegion:         "US",
+			MaxFailuresPerIP:      10,
+			MaxFailuresPerAccount: 5,
+			FailureWindow:         Duration{15 * time.Minute},
+		},
+		Offline: Offline{MaxAge: Duration{30 * 24 * time.Hour}, MaxPerUser: 10000},
+		SM: SM{
+			ResumeTimeout:    Duration{5 * time.Minute},
+			MaxResumeTimeout: Duration{time.Hour},
+			MaxUnacked:       5000,
+		},
+		Roster:   Roster{MaxItems: 1000},
+		Metrics:  Metrics{Addr: "127.0.0.1:9090"},
+		Shutdown: Shutdown{Timeout: Duration{10 * time.Second}},
+	}
+}
