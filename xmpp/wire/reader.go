@@ -1,0 +1,363 @@
+package wire
+
+import (
+	"bufio"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+)
+
+// Limits bound what one peer can make the reader hold. A zero field takes
+// the default shown.
+type Limits struct {
+	// MaxBytes is the largest element, in bytes of input (default 262144).
+	MaxBytes int
+	// MaxDepth is the deepest nesting inside one element (default 32).
+	MaxDepth int
+	// MaxElements is the most elements inside one top-level element
+	// (default 10000).
+	MaxElements int
+	// MaxAttrs is the most attributes on one element (default 64).
+	MaxAttrs int
+}
+
+func (l Limits) withDefaults() Limits {
+	if l.MaxBytes <= 0 {
+		l.MaxBytes = 256 << 10
+	}
+	if l.MaxDepth <= 0 {
+		l.MaxDepth = 32
+	}
+	if l.MaxElements <= 0 {
+		l.MaxElements = 10000
+	}
+	if l.MaxAttrs <= 0 {
+		l.MaxAttrs = 64
+	}
+	return l
+}
+
+// StreamError is a stream-level error condition (RFC 6120 § 4.9.3) found in
+// the input. The caller sends it to the peer and closes the stream.
+type StreamError struct {
+	Condition string
+	Text      string
+}
+
+func (e *StreamError) Error() string {
+	if e.Text == "" {
+		return "stream error: " + e.Condition
+	}
+	return "stream error: " + e.Condition + ": " + e.Text
+}
+
+// Element returns the <stream:error/> element for e.
+func (e *StreamError) Element() *Element {
+	se := New(NSStream, "error")
+	se.Add(New(NSStreams, e.Condition))
+	if e.Text != "" {
+		se.Add(New(NSStreams, "text").Add(e.Text))
+	}
+	return se
+}
+
+// ErrStreamEnd is returned by Next when the peer closed its stream with
+// </stream:stream>.
+var ErrStreamEnd = errors.New("peer closed the stream")
+
+var errTooBig = errors.New("element too large")
+
+// Header is the opening <stream:stream> of a peer.
+type Header struct {
+	To, From, ID, Version, Lang string
+	// NS is the default (content) namespace declared, such as jabber:client.
+	NS string
+}
+
+// countingReader counts the bytes consumed since the last reset and fails
+// once more than max have been read, so that an oversized element is
+// refused while it arrives rather than after it has been buffered.
+type countingReader struct {
+	r   *bufio.Reader
+	n   int
+	max int
+}
+
+func (c *countingReader) ReadByte() (byte, error) {
+	if c.n >= c.max {
+		return 0, errTooBig
+	}
+	b, err := c.r.ReadByte()
+	if err == nil {
+		c.n++
+	}
+	return b, err
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	if c.n >= c.max {
+		return 0, errTooBig
+	}
+	if len(p) > c.max-c.n {
+		p = p[:c.max-c.n]
+	}
+	n, err := c.r.Read(p)
+	c.n += n
+	return n, err
+}
+
+// Reader reads a stream header and then one top-level element at a time.
+// It is not safe for concurrent use.
+type Reader struct {
+	limits Limits
+	src    *bufio.Reader
+	cr     countingReader
+	dec    *xml.Decoder
+	depth  int
+}
+
+// NewReader reads from r with the given limits. bufSize is the size of the
+// read buffer (0 for 4096); small buffers keep idle connections cheap.
+func NewReader(r io.Reader, limits Limits, bufSize int) *Reader {
+	if bufSize <= 0 {
+		bufSize = 4096
+	}
+	rd := &Reader{limits: limits.withDefaults(), src: bufio.NewReaderSize(r, bufSize)}
+	rd.Reset(r)
+	return rd
+}
+
+// SetLimits changes the limits, for example after authentication.
+func (r *Reader) SetLimits(l Limits) {
+	r.limits = l.withDefaults()
+	r.cr.max = r.limits.MaxBytes
+}
+
+// Reset starts a new XML document on src, as a stream restart requires
+// (RFC 6120 § 4.3.3): after STARTTLS with the TLS connection, after SASL
+// with the same one.
+func (r *Reader) Reset(src io.Reader) {
+	r.src.Reset(src)
+	r.cr = countingReader{r: r.src, max: r.limits.MaxBytes}
+	r.dec = xml.NewDecoder(&r.cr)
+	r.dec.Strict = true
+	r.depth = 0
+}
+
+// Buffered reports how many bytes are read ahead and not yet parsed; a
+// STARTTLS request followed by more plaintext is an attack (RFC 6120 § 5.4.3.3).
+func (r *Reader) Buffered() int { return r.src.Buffered() }
+
+// token returns the next token, translating decoder failures into stream
+// errors and refusing what RFC 6120 § 11.1 restricts.
+func (r *Reader) token() (xml.Token, error) {
+	tok, err := r.dec.Token()
+	if err != nil {
+		return nil, r.classify(err)
+	}
+	switch t := tok.(type) {
+	case xml.Comment:
+		return nil, &StreamError{Condition: "restricted-xml", Text: "comments are not allowed"}
+	case xml.Directive:
+		return nil, &StreamError{Condition: "restricted-xml", Text: "DTDs and declarations are not allowed"}
+	case xml.ProcInst:
+		// Only the XML declaration, and only before the stream header.
+		if t.Target != "xml" || r.depth != 0 {
+			return nil, &StreamError{Condition: "restricted-xml",
+				Text: "processing instructions are not allowed"}
+		}
+		if enc := procInstParam(string(t.Inst), "encoding"); enc != "" &&
+			!strings.EqualFold(enc, "utf-8") {
+			return nil, &StreamError{Condition: "unsupported-encoding"}
+		}
+	case xml.CharData:
+		if !ValidText(string(t)) {
+			return nil, &StreamError{Condition: "not-well-formed", Text: "forbidden character"}
+		}
+	case xml.StartElement:
+		if bad := badPrefix(t); bad {
+			return nil, &StreamError{Condition: "bad-namespace-prefix"}
+		}
+		if len(t.Attr) > r.limits.MaxAttrs {
+			return nil, &StreamError{Condition: "policy-violation", Text: "too many attributes"}
+		}
+		for _, a := range t.Attr {
+			if !ValidText(a.Value) {
+				return nil, &StreamError{Condition: "not-well-formed",
+					Text: "forbidden character"}
+			}
+		}
+	}
+	return tok, nil
+}
+
+func (r *Reader) classify(err error) error {
+	switch {
+	case errors.Is(err, errTooBig):
+		return &StreamError{Condition: "policy-violation",
+			Text: fmt.Sprintf("element larger than %d bytes", r.limits.MaxBytes)}
+	case errors.Is(err, io.EOF):
+		return io.EOF
+	}
+	var se *xml.SyntaxError
+	if errors.As(err, &se) {
+		if strings.Contains(se.Msg, "unexpected EOF") {
+			return io.ErrUnexpectedEOF
+		}
+		return &StreamError{Condition: "not-well-formed"}
+	}
+	return err
+}
+
+// badPrefix reports a name whose prefix was never declared: the decoder
+// leaves such a prefix in place of a namespace, and every namespace XMPP
+// uses is a URI, which a bare prefix (an NCName) cannot be.
+func badPrefix(t xml.StartElement) bool {
+	if t.Name.Space != "" && !strings.Contains(t.Name.Space, ":") {
+		return true
+	}
+	for _, a := range t.Attr {
+		if a.Name.Space != "" && a.Name.Space != "xmlns" && a.Name.Space != "xml" &&
+			!strings.Contains(a.Name.Space, ":") {
+			return true
+		}
+	}
+	return false
+}
+
+func procInstParam(inst, name string) string {
+	i := strings.Index(inst, name+"=")
+	if i < 0 {
+		return ""
+	}
+	v := inst[i+len(name)+1:]
+	if len(v) < 2 {
+		return ""
+	}
+	q := v[0]
+	end := strings.IndexByte(v[1:], q)
+	if end < 0 {
+		return ""
+	}
+	return v[1 : end+1]
+}
+
+// StreamHeader reads up to and including the peer's <stream:stream>.
+func (r *Reader) StreamHeader() (Header, error) {
+	for {
+		tok, err := r.token()
+		if err != nil {
+			return Header{}, err
+		}
+		switch t := tok.(type) {
+		case xml.ProcInst:
+			continue
+		case xml.CharData:
+			if len(strings.TrimSpace(string(t))) == 0 {
+				continue
+			}
+			return Header{}, &StreamError{Condition: "not-well-formed"}
+		case xml.StartElement:
+			if t.Name.Local != "stream" || t.Name.Space != NSStream {
+				return Header{}, &StreamError{Condition: "invalid-namespace"}
+			}
+			r.depth = 1
+			r.cr.n = 0
+			h := Header{}
+			for _, a := range t.Attr {
+				switch {
+				case a.Name.Space == "" && a.Name.Local == "xmlns":
+					h.NS = a.Value
+				case a.Name.Space == "":
+					switch a.Name.Local {
+					case "to":
+						h.To = a.Value
+					case "from":
+						h.From = a.Value
+					case "id":
+						h.ID = a.Value
+					case "version":
+						h.Version = a.Value
+					}
+				case a.Name.Local == "lang" && (a.Name.Space == NSXML || a.Name.Space == "xml"):
+					h.Lang = a.Value
+				}
+			}
+			return h, nil
+		default:
+			return Header{}, &StreamError{Condition: "not-well-formed"}
+		}
+	}
+}
+
+// Next reads the next top-level element of the stream. Whitespace between
+// elements (keepalives) is skipped. It returns ErrStreamEnd when the peer
+// closes its stream, io.EOF when the connection ends, or a *StreamError.
+func (r *Reader) Next() (*Element, error) {
+	for {
+		r.cr.n = 0
+		tok, err := r.token()
+		if err != nil {
+			return nil, err
+		}
+		switch t := tok.(type) {
+		case xml.CharData:
+			if len(strings.TrimSpace(string(t))) != 0 {
+				return nil, &StreamError{Condition: "not-well-formed",
+					Text: "text outside a stanza"}
+			}
+		case xml.EndElement:
+			return nil, ErrStreamEnd
+		case xml.StartElement:
+			return r.element(t)
+		default:
+			return nil, &StreamError{Condition: "not-well-formed"}
+		}
+	}
+}
+
+// element reads the rest of the element that starts with start.
+func (r *Reader) element(start xml.StartElement) (*Element, error) {
+	root := &Element{Name: start.Name, Attr: start.Attr}
+	stack := []*Element{root}
+	count := 1
+	for len(stack) > 0 {
+		tok, err := r.token()
+		if err != nil {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return nil, err
+		}
+		top := stack[len(stack)-1]
+		switch t := tok.(type) {
+		case xml.StartElement:
+			count++
+			if count > r.limits.MaxElements {
+				return nil, &StreamError{Condition: "policy-violation",
+					Text: "too many elements"}
+			}
+			if len(stack) >= r.limits.MaxDepth {
+				return nil, &StreamError{Condition: "policy-violation",
+					Text: "elements nested too deeply"}
+			}
+			e := &Element{Name: t.Name, Attr: t.Attr}
+			top.Nodes = append(top.Nodes, e)
+			stack = append(stack, e)
+		case xml.EndElement:
+			stack = stack[:len(stack)-1]
+		case xml.CharData:
+			// Adjacent text is merged so that Text() stays cheap.
+			if n := len(top.Nodes); n > 0 {
+				if s, ok := top.Nodes[n-1].(string); ok {
+					top.Nodes[n-1] = s + string(t)
+					continue
+				}
+			}
+			top.Nodes = append(top.Nodes, string(t))
+		}
+	}
+	return root, nil
+}

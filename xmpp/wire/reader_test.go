@@ -1,0 +1,125 @@
+package wire
+
+import (
+	"errors"
+	"io"
+	"strings"
+	"testing"
+)
+
+const header = `<?xml version='1.0'?><stream:stream xmlns='jabber:client' ` +
+	`xmlns:stream='http://etherx.jabber.org/streams' to='localhost' version='1.0'>`
+
+func readAll(t *testing.T, in string, l Limits) ([]*Element, error) {
+	t.Helper()
+	r := NewReader(strings.NewReader(in), l, 0)
+	if _, err := r.StreamHeader(); err != nil {
+		return nil, err
+	}
+	var out []*Element
+	for {
+		e, err := r.Next()
+		if err != nil {
+			return out, err
+		}
+		out = append(out, e)
+	}
+}
+
+func condition(err error) string {
+	var se *StreamError
+	if errors.As(err, &se) {
+		return se.Condition
+	}
+	return ""
+}
+
+func TestReaderRefuses(t *testing.T) {
+	tests := []struct {
+		name, body string
+		limits     Limits
+		want       string
+	}{
+		{name: "comment", body: `<message><!-- x --></message>`, want: "restricted-xml"},
+		{name: "processing instruction", body: `<?php x?>`, want: "restricted-xml"},
+		{name: "doctype", body: `<!DOCTYPE x [<!ENTITY a "b">]>`, want: "restricted-xml"},
+		{name: "undefined entity", body: `<message>&a;</message>`, want: "not-well-formed"},
+		{name: "invalid utf-8", body: "<message>\xff\xfe</message>", want: "not-well-formed"},
+		{name: "control character", body: "<message>&#1;</message>", want: "not-well-formed"},
+		{name: "forbidden char raw", body: "<message>\x01</message>", want: "not-well-formed"},
+		{name: "mismatched tags", body: `<message></iq>`, want: "not-well-formed"},
+		{name: "text between stanzas", body: `hello`, want: "not-well-formed"},
+		{name: "too big", body: `<message>` + strings.Repeat("a", 2000) + `</message>`,
+			limits: Limits{MaxBytes: 1000}, want: "policy-violation"},
+		{name: "too deep", body: strings.Repeat("<a>", 40) + strings.Repeat("</a>", 40),
+			want: "policy-violation"},
+		{name: "too many elements", body: `<m>` + strings.Repeat("<a/>", 20) + `</m>`,
+			limits: Limits{MaxElements: 10}, want: "policy-violation"},
+		{name: "undeclared prefix", body: `<foo:message/>`, want: "bad-namespace-prefix"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := readAll(t, header+tc.body, tc.limits)
+			if got := condition(err); got != tc.want {
+				t.Fatalf("error %v (condition %q), want %q", err, got, tc.want)
+			}
+		})
+	}
+}
+
+func TestReaderElements(t *testing.T) {
+	in := header + ` <message to='a@b' id='1'><body>hi &amp; &lt;you&gt;</body>` +
+		`<x xmlns='urn:test' xmlns:p='urn:p' p:attr='v'/></message>` + "\n \t" +
+		`<presence/></stream:stream>`
+	els, err := readAll(t, in, Limits{})
+	if !errors.Is(err, ErrStreamEnd) {
+		t.Fatalf("got %v, want ErrStreamEnd", err)
+	}
+	if len(els) != 2 {
+		t.Fatalf("got %d elements, want 2", len(els))
+	}
+	m := els[0]
+	if m.Name.Space != NSClient || m.Get("id") != "1" {
+		t.Fatalf("message = %s", m)
+	}
+	if got := m.ChildText(NSClient, "body"); got != "hi & <you>" {
+		t.Fatalf("body %q", got)
+	}
+	want := `<message to='a@b' id='1'><body>hi &amp; &lt;you&gt;</body>` +
+		`<x xmlns='urn:test' xmlns:a0='urn:p' a0:attr='v'/></message>`
+	if got := string(m.Bytes(NSClient)); got != want {
+		t.Fatalf("encoded\n%s\nwant\n%s", got, want)
+	}
+}
+
+func TestReaderTruncated(t *testing.T) {
+	_, err := readAll(t, header+`<message><body>`, Limits{})
+	if !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Fatalf("got %v, want unexpected EOF", err)
+	}
+}
+
+// FuzzReader checks that no input makes the reader panic or produce an
+// element that does not read back to the same serialisation.
+func FuzzReader(f *testing.F) {
+	for _, s := range []string{
+		`<message to='a@b'><body>x</body></message>`,
+		`<iq type='get' id='1'><query xmlns='jabber:iq:roster'/></iq>`,
+		`<a xmlns:p='urn:p' p:x='1'><p:b/></a>`, `<!-- c -->`, "<a>\xff</a>",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, body string) {
+		els, _ := readAll(t, header+body, Limits{MaxBytes: 4096})
+		for _, e := range els {
+			once := e.Bytes(NSClient)
+			again, err := readAll(t, header+string(once), Limits{})
+			if len(again) != 1 {
+				t.Fatalf("re-reading %q: %d elements, %v", once, len(again), err)
+			}
+			if twice := again[0].Bytes(NSClient); string(twice) != string(once) {
+				t.Fatalf("not stable:\n%s\n%s", once, twice)
+			}
+		}
+	})
+}
