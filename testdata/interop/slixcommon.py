@@ -70,10 +70,13 @@ def new_client(jid, password, plugins=()):
 
 
 async def login(xmpp, host, port, timeout, report):
-    """Connects with STARTTLS and waits for the session to start.
+    """Connects with STARTTLS and waits for stream negotiation to finish.
 
-    Raises Failure if the connection, TLS, authentication or the session
-    fails, or if it takes longer than timeout seconds.
+    slixmpp starts the session at resource binding and enables stream
+    management after it, so this waits for the end of negotiation: whoever
+    needs XEP-0198 can then look at xmpp.features. Raises Failure if the
+    connection, TLS, authentication or the session fails, or if it takes
+    longer than timeout seconds.
     """
     loop = asyncio.get_running_loop()
     started = loop.create_future()
@@ -87,7 +90,7 @@ async def login(xmpp, host, port, timeout, report):
             started.set_result(None)
 
     handlers = {
-        "session_start": ok,
+        "stream_negotiated": ok,
         "failed_all_auth": lambda _e: fail("authentication failed"),
         "connection_failed": lambda e: fail(f"connection failed: {e}"),
         "stream_error": lambda e: fail(f"stream error: {e}"),

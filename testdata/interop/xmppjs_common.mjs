@@ -73,8 +73,31 @@ export function withTimeout(promise, ms, what) {
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
+const NS_SM = "urn:xmpp:sm:3";
+const NS_STREAMS = "http://etherx.jabber.org/streams";
+
+// watchStreamManagement returns a promise that resolves to true when the
+// server enables XEP-0198, and to false when it refuses or never offers it.
+// @xmpp/client goes online at resource binding, before it enables stream
+// management, so a script that needs it must wait for this as well.
+function watchStreamManagement(xmpp) {
+  let offered = false;
+  return new Promise((resolve) => {
+    xmpp.on("nonza", (el) => {
+      if (el.is("enabled", NS_SM)) resolve(true);
+      else if (el.is("failed", NS_SM)) resolve(false);
+      else if (el.is("features", NS_STREAMS)) {
+        offered ||= Boolean(el.getChild("sm", NS_SM));
+        const final = !el.getChild("mechanisms") && !el.getChild("starttls");
+        if (final && !offered) resolve(false);
+      }
+    });
+  });
+}
+
 // newClient returns a client that logs in only with SCRAM over STARTTLS,
-// and an object recording the mechanism it used.
+// an object recording the mechanism it used, and a promise of whether
+// stream management got enabled.
 export function newClient({ jid, password, host, port }) {
   const [local, domain] = jid.split("@");
   const auth = { mechanism: null };
@@ -96,7 +119,7 @@ export function newClient({ jid, password, host, port }) {
   });
   // A failed login must end the script, not retry in the background.
   xmpp.reconnect.stop();
-  return { xmpp, auth };
+  return { xmpp, auth, smEnabled: watchStreamManagement(xmpp) };
 }
 
 // login starts the client and checks that it is on TLS with SCRAM.
@@ -111,6 +134,14 @@ export async function login({ xmpp, auth }, ms, say) {
   const protocol = xmpp.socket.socket?.getProtocol?.() ?? "TLS";
   say(`logged in as ${address} with ${auth.mechanism} over ${protocol}`);
   return address;
+}
+
+// requireStreamManagement waits until XEP-0198 is enabled on c's stream.
+export async function requireStreamManagement(c, ms) {
+  const enabled = await withTimeout(c.smEnabled, ms, "no stream management answer");
+  if (!enabled || !c.xmpp.streamManagement.enabled) {
+    throw new Failure("server did not enable XEP-0198 stream management");
+  }
 }
 
 // fetchRoster asks for the roster (RFC 6121 § 2.1.3) and checks the answer.
@@ -167,7 +198,12 @@ export async function run(name, main) {
     say("OK");
     process.exit(0);
   } catch (err) {
-    const reason = err instanceof Failure ? err.message : err?.stack ?? err;
+    // A protocol error (SASLError, XMPPError) reads best as name and text;
+    // anything else is a bug in the script, where the stack helps.
+    const protocol = err instanceof Failure || /Error$/.test(err?.name ?? "") &&
+      !(err instanceof TypeError || err instanceof ReferenceError);
+    const reason = err instanceof Failure ? err.message
+      : protocol ? `${err.name}: ${err.message}` : err?.stack ?? err;
     console.error(`${name}: FAIL: ${reason}`);
     process.exit(1);
   }
