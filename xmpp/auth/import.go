@@ -3,6 +3,7 @@ package auth
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"runtime"
 	"sync"
@@ -84,7 +85,12 @@ func (s *Store) Import(ctx context.Context, records []ImportRecord, workers int,
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
-	d := &deriver{iterations: s.Iterations, shared: cfg.sharedSalt, cache: map[string]*sharedCred{}}
+	dup, err := s.findDuplicates(ctx, records)
+	if err != nil {
+		return ImportResult{}, err
+	}
+	d := &deriver{iterations: s.Iterations, shared: cfg.sharedSalt, dup: dup,
+		cache: map[string]*sharedCred{}}
 	jobs := make(chan int)
 	out := make(chan derivedChunk, workers)
 	var wg sync.WaitGroup
@@ -123,11 +129,46 @@ func (s *Store) Import(ctx context.Context, records []ImportRecord, workers int,
 	return res, err
 }
 
+var errDuplicate = errors.New("duplicate")
+
+// findDuplicates marks the records whose name is already registered or
+// appears earlier in records, so that no keys are derived for them (at a
+// millisecond each, re-running a large import would otherwise cost
+// minutes). The insert still checks, for accounts created meanwhile.
+func (s *Store) findDuplicates(ctx context.Context, records []ImportRecord) ([]bool, error) {
+	seen := make(map[string]struct{}, len(records))
+	rows, err := s.db.QueryContext(ctx, `SELECT local FROM auth_accounts`)
+	if err != nil {
+		return nil, fmt.Errorf("importing accounts: listing existing: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var l string
+		if err := rows.Scan(&l); err != nil {
+			return nil, fmt.Errorf("importing accounts: listing existing: %w", err)
+		}
+		seen[l] = struct{}{}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("importing accounts: listing existing: %w", err)
+	}
+	dup := make([]bool, len(records))
+	for i, r := range records {
+		if _, ok := seen[r.Local]; ok {
+			dup[i] = true
+			continue
+		}
+		seen[r.Local] = struct{}{}
+	}
+	return dup, nil
+}
+
 // deriver computes credentials for chunks of records; it is shared by the
 // workers.
 type deriver struct {
 	iterations int
 	shared     bool
+	dup        []bool // records known to be duplicates, which need no keys
 
 	mu      sync.Mutex
 	cache   map[string]*sharedCred // by password; guarded by mu
@@ -158,6 +199,10 @@ func (d *deriver) chunk(records []ImportRecord, seq int) derivedChunk {
 		}
 		if err := validLocal(r.Local, kind); err != nil {
 			c.errs[i-start] = err
+			continue
+		}
+		if d.dup[i] {
+			c.errs[i-start] = errDuplicate
 			continue
 		}
 		c.creds[i-start] = d.creds(r.Password)
@@ -248,7 +293,11 @@ func (w *importTx) insertChunk(ctx context.Context, records []ImportRecord, c de
 	res *ImportResult) error {
 	for i, cr := range c.creds {
 		r := records[c.start+i]
-		if err := c.errs[i]; err != nil {
+		if err := c.errs[i]; err == errDuplicate {
+			res.Duplicates++
+			res.Rejected = append(res.Rejected, Rejected{Line: r.Line, Local: r.Local, Reason: "duplicate"})
+			continue
+		} else if err != nil {
 			res.Invalid++
 			res.Rejected = append(res.Rejected, Rejected{Line: r.Line, Local: r.Local, Reason: err.Error()})
 			continue
@@ -316,4 +365,3 @@ func (w *importTx) rollback() {
 		w.tx, w.stmt = nil, nil
 	}
 }
-
