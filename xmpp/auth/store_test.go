@@ -5,8 +5,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"slices"
 	"testing"
+	"time"
 )
 
 func TestStore(t *testing.T) {
@@ -185,5 +187,30 @@ func BenchmarkImport(b *testing.B) {
 		if _, err := store.Import(ctx, recs, 0, nil, SharedSalt(true)); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestImportMillion checks the figure issue 2 asks for: a million accounts
+// with one password. It takes seconds and a few hundred MB of disk, so it
+// runs only when TWOTICK_IMPORT_MILLION is set.
+func TestImportMillion(t *testing.T) {
+	if os.Getenv("TWOTICK_IMPORT_MILLION") == "" {
+		t.Skip("set TWOTICK_IMPORT_MILLION=1 to import a million accounts")
+	}
+	store := newTestStore(t)
+	recs := make([]ImportRecord, 1_000_000)
+	for i := range recs {
+		recs[i] = ImportRecord{Local: fmt.Sprintf("+1202%07d", i), Password: "pw"}
+	}
+	start := time.Now()
+	res, err := store.Import(context.Background(), recs, 0, nil, SharedSalt(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	elapsed := time.Since(start)
+	t.Logf("imported %d accounts in %v (%.0f/s), %d key derivations",
+		res.Created, elapsed, float64(res.Created)/elapsed.Seconds(), res.Derived)
+	if res.Created != len(recs) || elapsed > 30*time.Second {
+		t.Errorf("created %d in %v", res.Created, elapsed)
 	}
 }
