@@ -8,6 +8,7 @@ package conf
 
 import (
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -25,16 +26,36 @@ func (d *Duration) UnmarshalText(b []byte) error {
 	return nil
 }
 
-// MarshalText writes the duration as a Go duration string.
-func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+// MarshalText writes the duration as a Go duration string without trailing
+// zero units: "5m" rather than time.Duration's "5m0s", as people write it.
+func (d Duration) MarshalText() ([]byte, error) {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return []byte(s), nil
+}
 
 // Config is the whole configuration. The zero value is not useful: start from
-// Default, or from Load, which applies the file on top of Default.
+// Default, or from Load, which applies the file on top of Default. A Config is
+// a plain value: safe to read from many goroutines once nobody modifies it.
+//
+// Adding a setting: a field with its `toml` key and a doc comment giving unit,
+// default and risk; its default in Default; one line for its rule in
+// Config.check (validate.go); a row in docs/configuration.md and a line in
+// testdata/conf/example.toml (tests fail until both exist). Two tag
+// conventions apply to fields: `conf:"secret"` shows only "(set)" or
+// "(empty)" in Settings, so the value never reaches a log, and `conf:"path"`
+// makes a relative file name relative to DataDir.
 type Config struct {
 	// Domain is the XMPP domain served (default "localhost").
 	Domain string `toml:"domain"`
 	// DataDir holds the database and the generated certificate
-	// (default ".", the working directory).
+	// (default ".", the working directory). A relative DataDir is relative to
+	// the working directory, not to the configuration file.
 	DataDir string `toml:"data_dir"`
 
 	Log      Log      `toml:"log"`
@@ -100,15 +121,16 @@ type TLS struct {
 	// CertFile and KeyFile name a PEM certificate chain and key. When both are
 	// empty (the default) a self-signed ECDSA P-256 certificate for the domain
 	// is generated in DataDir on first start.
-	CertFile string `toml:"cert_file"`
-	KeyFile  string `toml:"key_file"`
+	// Relative names are taken relative to DataDir. Set both or neither.
+	CertFile string `toml:"cert_file" conf:"path"`
+	KeyFile  string `toml:"key_file" conf:"path"`
 }
 
 // Storage configures the database.
 type Storage struct {
 	// Path is the SQLite database file, relative to DataDir
 	// (default "twotick.db").
-	Path string `toml:"path"`
+	Path string `toml:"path" conf:"path"`
 	// Synchronous is SQLite's synchronous mode for the queue: full (default;
 	// a commit survives a power cut), normal (a commit survives a crash of
 	// twotick but the last commits may be lost on a power cut) or off (a
