@@ -1,0 +1,162 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/twotick/twotick/conf"
+	"github.com/twotick/twotick/xmpp/storage"
+)
+
+// testEnv returns a cmdEnv on a fresh database with the default
+// configuration, and the buffers that collect its output.
+func testEnv(t *testing.T) (*cmdEnv, *bytes.Buffer, *bytes.Buffer) {
+	t.Helper()
+	db, err := storage.Open(context.Background(), filepath.Join(t.TempDir(), "t.db"), "off")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	var out, errOut bytes.Buffer
+	return &cmdEnv{Cfg: conf.Default(), DB: db, Stdin: strings.NewReader(""),
+		Stdout: &out, Stderr: &errOut}, &out, &errOut
+}
+
+// run calls runUser or runBot with stdin and returns stdout and the error.
+func run(t *testing.T, env *cmdEnv, stdin string, f func(context.Context, *cmdEnv, []string) error,
+	args ...string) (string, error) {
+	t.Helper()
+	env.Stdin = strings.NewReader(stdin)
+	out := env.Stdout.(*bytes.Buffer)
+	out.Reset()
+	err := f(context.Background(), env, args)
+	return out.String(), err
+}
+
+func TestUserCommands(t *testing.T) {
+	env, _, _ := testEnv(t)
+	steps := []struct {
+		name    string
+		stdin   string
+		args    []string
+		wantOut string
+		wantErr string
+	}{
+		{"add with flag after the number", "", []string{"add", "+1 (202) 555-0101", "--password", "pw"},
+			"+12025550101@localhost\n", ""},
+		{"add with password on stdin", "secret\n", []string{"add", "202-555-0102"},
+			"+12025550102@localhost\n", ""},
+		{"add existing", "", []string{"add", "+12025550101", "--password", "x"}, "", "already exists"},
+		{"add invalid number", "", []string{"add", "12345", "--password", "x"}, "",
+			`"12345" is not a valid phone number`},
+		{"add without password", "", []string{"add", "+12025550103"}, "", "no password"},
+		{"list", "", []string{"list"}, "+12025550101@localhost\n+12025550102@localhost\n", ""},
+		{"passwd", "", []string{"passwd", "+12025550101", "--password", "new"},
+			"+12025550101@localhost\n", ""},
+		{"passwd unknown", "", []string{"passwd", "+12025550109", "--password", "new"}, "",
+			"no such account"},
+		{"del", "", []string{"del", "+1 202 555 0102"}, "deleted +12025550102@localhost\n", ""},
+		{"del again", "", []string{"del", "+12025550102"}, "", "no such account"},
+		{"list after del", "", []string{"list"}, "+12025550101@localhost\n", ""},
+		{"unknown subcommand", "", []string{"frobnicate"}, "", "unknown subcommand"},
+		{"no subcommand", "", nil, "", "missing subcommand"},
+	}
+	for _, s := range steps {
+		t.Run(s.name, func(t *testing.T) {
+			out, err := run(t, env, s.stdin, runUser, s.args...)
+			if s.wantErr == "" && err != nil || s.wantErr != "" &&
+				(err == nil || !strings.Contains(err.Error(), s.wantErr)) {
+				t.Fatalf("error %v, want one containing %q", err, s.wantErr)
+			}
+			if out != s.wantOut {
+				t.Errorf("stdout %q, want %q", out, s.wantOut)
+			}
+		})
+	}
+}
+
+func TestBotCommands(t *testing.T) {
+	env, _, _ := testEnv(t)
+	if _, err := run(t, env, "", runUser, "add", "+12025550101", "--password", "pw"); err != nil {
+		t.Fatal(err)
+	}
+	steps := []struct {
+		name    string
+		stdin   string
+		args    []string
+		wantOut string
+		wantErr string
+	}{
+		{"add", "", []string{"add", "Weather", "--password", "pw"}, "weather@localhost\n", ""},
+		{"add from stdin", "pw\n", []string{"add", "news"}, "news@localhost\n", ""},
+		{"add with plus", "", []string{"add", "+bot", "--password", "pw"}, "", "reserved"},
+		{"add invalid localpart", "", []string{"add", "a@b", "--password", "pw"}, "",
+			"not a valid XMPP localpart"},
+		{"list", "", []string{"list"}, "news@localhost\nweather@localhost\n", ""},
+		{"del", "", []string{"del", "news"}, "deleted news@localhost\n", ""},
+		{"list after del", "", []string{"list"}, "weather@localhost\n", ""},
+	}
+	for _, s := range steps {
+		t.Run(s.name, func(t *testing.T) {
+			out, err := run(t, env, s.stdin, runBot, s.args...)
+			if s.wantErr == "" && err != nil || s.wantErr != "" &&
+				(err == nil || !strings.Contains(err.Error(), s.wantErr)) {
+				t.Fatalf("error %v, want one containing %q", err, s.wantErr)
+			}
+			if out != s.wantOut {
+				t.Errorf("stdout %q, want %q", out, s.wantOut)
+			}
+		})
+	}
+	// user and bot commands do not act on each other's accounts.
+	if _, err := run(t, env, "", runUser, "del", "weather"); err == nil {
+		t.Error("user del removed a bot")
+	}
+	if out, _ := run(t, env, "", runUser, "list"); out != "+12025550101@localhost\n" {
+		t.Errorf("user list shows %q", out)
+	}
+}
+
+func TestUserImport(t *testing.T) {
+	env, _, errOut := testEnv(t)
+	if _, err := run(t, env, "", runUser, "add", "+12025550100", "--password", "pw"); err != nil {
+		t.Fatal(err)
+	}
+	csv := "number,password\n" +
+		"+1 202 555 0101,pw\n" +
+		"2025550102,pw\n" +
+		"not a number,pw\n" +
+		"+12025550101,other\n" +
+		"+12025550100,pw\n" +
+		"only-one-field\n" +
+		"\"+1 (202) 555-0103\",\"p,w\"\n"
+	path := filepath.Join(t.TempDir(), "users.csv")
+	if err := os.WriteFile(path, []byte(csv), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err := run(t, env, "", runUser, "import", path, "--workers", "2", "--same-salt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out, "imported 3 accounts") ||
+		!strings.Contains(out, "skipped 2 duplicates, 2 invalid rows") {
+		t.Errorf("summary %q", out)
+	}
+	for _, want := range []string{`:4: "not a number" is not a valid phone number`,
+		":5: +12025550101: duplicate", ":6: +12025550100: duplicate",
+		":7: expected number,password", "importing: 100% 5/5"} {
+		if !strings.Contains(errOut.String(), want) {
+			t.Errorf("stderr lacks %q:\n%s", want, errOut.String())
+		}
+	}
+	list, _ := run(t, env, "", runUser, "list")
+	want := "+12025550100@localhost\n+12025550101@localhost\n+12025550102@localhost\n" +
+		"+12025550103@localhost\n"
+	if list != want {
+		t.Errorf("list %q, want %q", list, want)
+	}
+}
