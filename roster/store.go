@@ -104,6 +104,9 @@ func OpenStore(ctx context.Context, db *sql.DB, opts ...Option) (*Store, error) 
 	if _, err := db.ExecContext(ctx, schema); err != nil {
 		return nil, fmt.Errorf("creating roster tables: %w", err)
 	}
+	if _, err := db.ExecContext(ctx, bookSchema); err != nil {
+		return nil, fmt.Errorf("creating address book tables: %w", err)
+	}
 	return s, nil
 }
 

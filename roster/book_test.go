@@ -1,0 +1,257 @@
+package roster
+
+import (
+	"context"
+	"errors"
+	"maps"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+)
+
+// directory is a Directory over a set of numbers.
+type directory struct {
+	mu      sync.Mutex
+	numbers map[string]bool
+}
+
+func newDirectory(numbers ...string) *directory {
+	d := &directory{numbers: map[string]bool{}}
+	for _, n := range numbers {
+		d.numbers[n] = true
+	}
+	return d
+}
+
+func (d *directory) Registered(_ context.Context, numbers []string) ([]string, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var out []string
+	for _, n := range numbers {
+		if d.numbers[n] {
+			out = append(out, n)
+		}
+	}
+	return out, nil
+}
+
+const (
+	aliceNum = "+12025550101"
+	bobNum   = "+12025550102"
+	carolNum = "+12025550103"
+	berlin   = "+49301234567"
+)
+
+func TestNormalize(t *testing.T) {
+	tests := []struct {
+		name    string
+		in      []Entry
+		region  string
+		want    map[string]string
+		skipped int
+	}{
+		{name: "e164 fast path", in: []Entry{{"+12025550102", "Bob"}}, region: "DE",
+			want: map[string]string{bobNum: "Bob"}},
+		{name: "national number read in owner's region", in: []Entry{{"030 1234567", "B"}},
+			region: "DE", want: map[string]string{berlin: "B"}},
+		{name: "formatted", in: []Entry{{" +1 (202) 555-0102 ", " Bob "}}, region: "DE",
+			want: map[string]string{bobNum: "Bob"}},
+		{name: "invalid skipped and counted", region: "US",
+			in:   []Entry{{"hello", "x"}, {"+1 202", "y"}, {"", ""}, {"(202) 555-0103", "C"}},
+			want: map[string]string{carolNum: "C"}, skipped: 3},
+		{name: "duplicates keep first name", region: "US",
+			in:   []Entry{{"2025550102", ""}, {"+12025550102", "Bob"}, {"+1 202 555 0102", "Robert"}},
+			want: map[string]string{bobNum: "Bob"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, skipped := Normalize(tc.in, tc.region)
+			if !maps.Equal(got, tc.want) || skipped != tc.skipped {
+				t.Errorf("Normalize = %v, %d; want %v, %d", got, skipped, tc.want, tc.skipped)
+			}
+		})
+	}
+}
+
+// TestQuicksyVer checks the hash against values computed outside Go:
+//
+//	printf '+12025550102\x1e+12025550102@localhost\x1d+49301234567\x1e+49301234567@localhost' |
+//	  sha1sum | cut -d' ' -f1 | xxd -r -p | base64
+func TestQuicksyVer(t *testing.T) {
+	tests := []struct {
+		name    string
+		matches []Match
+		want    string
+	}{
+		{"empty", nil, "2jmj7l5rSw0yVb/vlWAYkK/YBwk="},
+		{"two numbers out of order", []Match{
+			{berlin, berlin + "@localhost"},
+			{bobNum, bobNum + "@localhost"},
+		}, "iVhLw0Db+R1ctQQDjtH+hbMtH4U="},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := QuicksyVer(tc.matches); got != tc.want {
+				t.Errorf("QuicksyVer = %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+func newTestBook(t *testing.T, dir Directory, limit int) (*Book, *Store) {
+	t.Helper()
+	s := openTestStore(t)
+	return NewBook(s, dir, "localhost", limit), s
+}
+
+func pushFor(pushes []Push, owner, jid string) (Push, bool) {
+	for _, p := range pushes {
+		if p.Owner == owner && p.Item.JID == jid {
+			return p, true
+		}
+	}
+	return Push{}, false
+}
+
+func TestSyncMutualAndOneSided(t *testing.T) {
+	dir := newDirectory(aliceNum, bobNum, carolNum)
+	b, s := newTestBook(t, dir, 0)
+	ctx := context.Background()
+
+	// Alice has Bob's number and an invalid one; Bob has not uploaded yet.
+	res, err := b.Sync(ctx, alice, []Entry{{"(202) 555-0102", "Bobby"}, {"12", ""},
+		{"+15555550100", "not registered"}, {aliceNum, "me"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Skipped != 1 || len(res.Matches) != 1 || res.Matches[0].JID != bob {
+		t.Fatalf("first sync: %+v", res)
+	}
+	if res.Ver != QuicksyVer([]Match{{bobNum, bob}}) {
+		t.Errorf("ver %q does not match the matches", res.Ver)
+	}
+	p, ok := pushFor(res.Pushes, alice, bob)
+	if !ok || len(res.Pushes) != 1 || p.Item.Subscription != None ||
+		p.Item.Origin != OriginBook || p.Item.Name != "Bobby" {
+		t.Fatalf("pushes after one-sided sync: %+v", res.Pushes)
+	}
+
+	// Bob uploads Alice's number: both sides become both.
+	res, err = b.Sync(ctx, bob, []Entry{{aliceNum, "Alice"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pa, okA := pushFor(res.Pushes, alice, bob)
+	pb, okB := pushFor(res.Pushes, bob, alice)
+	if !okA || !okB || pa.Item.Subscription != Both || pb.Item.Subscription != Both ||
+		pa.Before != None {
+		t.Fatalf("mutual sync pushes: %+v", res.Pushes)
+	}
+	if subs, _ := s.Subscribers(ctx, alice); !slices.Equal(subs, []string{bob}) {
+		t.Errorf("Alice's subscribers %v, want Bob", subs)
+	}
+	if v := mustVer(t, s, alice); pa.Ver != "2" || v != 2 {
+		t.Errorf("Alice's push version %s, stored %d; want 2", pa.Ver, v)
+	}
+
+	// The same upload again changes nothing and costs nothing.
+	res, err = b.Sync(ctx, bob, []Entry{{aliceNum, "Alice"}})
+	if err != nil || len(res.Pushes) != 0 {
+		t.Fatalf("repeated sync: %+v, %v", res.Pushes, err)
+	}
+
+	// Bob drops Alice from his book: his item goes, hers falls back to none.
+	res, err = b.Sync(ctx, bob, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pa, okA = pushFor(res.Pushes, alice, bob)
+	pb, okB = pushFor(res.Pushes, bob, alice)
+	if !okA || !okB || pb.Item.Subscription != Remove || pa.Item.Subscription != None ||
+		pa.Before != Both {
+		t.Fatalf("pushes after removal: %+v", res.Pushes)
+	}
+	if _, ok, _ := s.Get(ctx, bob, alice); ok {
+		t.Error("book item survived leaving the book")
+	}
+}
+
+func TestSyncKeepsManualItems(t *testing.T) {
+	dir := newDirectory(carolNum)
+	b, s := newTestBook(t, dir, 0)
+	ctx := context.Background()
+	if _, err := s.Set(ctx, alice, Item{JID: carol, Name: "Caz", Groups: []string{"Work"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Sync(ctx, alice, []Entry{{carolNum, "Carol Book"}}); err != nil {
+		t.Fatal(err)
+	}
+	it, _, _ := s.Get(ctx, alice, carol)
+	if it.Name != "Caz" || it.Origin != OriginManual || !slices.Equal(it.Groups, []string{"Work"}) {
+		t.Errorf("manual item after sync: %+v", it)
+	}
+	if _, err := b.Sync(ctx, alice, nil); err != nil {
+		t.Fatal(err)
+	}
+	if it, ok, _ := s.Get(ctx, alice, carol); !ok || it.Name != "Caz" {
+		t.Errorf("manual item after leaving the book: %+v, %v", it, ok)
+	}
+}
+
+func TestSyncRefusesBots(t *testing.T) {
+	b, _ := newTestBook(t, newDirectory(), 0)
+	if _, err := b.Sync(context.Background(), bot, nil); !errors.Is(err, ErrNotPhoneAccount) {
+		t.Errorf("bot sync = %v, want ErrNotPhoneAccount", err)
+	}
+}
+
+func TestDailyLimit(t *testing.T) {
+	db := openTestDB(t)
+	ctx := context.Background()
+	clock := time.Date(2025, 3, 1, 23, 0, 0, 0, time.UTC)
+	open := func() *Book {
+		s, err := OpenStore(ctx, db)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b := NewBook(s, newDirectory(), "localhost", 3)
+		b.now = func() time.Time { return clock }
+		return b
+	}
+	b := open()
+	three := []Entry{{bobNum, ""}, {carolNum, ""}, {berlin, ""}}
+	if _, err := b.Sync(ctx, alice, three); err != nil {
+		t.Fatalf("upload within the limit: %v", err)
+	}
+	if _, err := b.Sync(ctx, alice, three); err != nil {
+		t.Fatalf("same book again: %v", err)
+	}
+	// Dropping a number and adding it back the same day costs nothing more.
+	if _, err := b.Sync(ctx, alice, three[:1]); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Sync(ctx, alice, three); err != nil {
+		t.Fatalf("re-adding a number looked up today: %v", err)
+	}
+
+	b = open() // a restart
+	more := append(slices.Clone(three), Entry{"+12025550104", ""})
+	_, err := b.Sync(ctx, alice, more)
+	var le *LimitError
+	if !errors.As(err, &le) || !errors.Is(err, ErrLookupLimit) {
+		t.Fatalf("upload past the limit after restart = %v, want *LimitError", err)
+	}
+	if want := time.Date(2025, 3, 2, 0, 0, 0, 0, time.UTC); !le.RetryAt.Equal(want) ||
+		le.New != 1 || le.Left != 0 {
+		t.Errorf("LimitError %+v, want retry at %v", le, want)
+	}
+	if _, err := b.Sync(ctx, bob, three); err != nil {
+		t.Errorf("another account has a limit of its own, got: %v", err)
+	}
+
+	clock = clock.Add(2 * time.Hour)
+	if _, err := b.Sync(ctx, alice, more); err != nil {
+		t.Errorf("upload the next day: %v", err)
+	}
+}
