@@ -488,3 +488,103 @@ func QuicksyVer(matches []Match) string {
 	sum := sha1.Sum([]byte(sb.String()))
 	return base64.StdEncoding.EncodeToString(sum[:])
 }
+
+// Joined adds a newly registered number to the roster of every user whose
+// book holds it ("joined"), named as in each book. It returns the pushes for
+// those users; a user whose roster is full is skipped.
+func (b *Book) Joined(ctx context.Context, number string) ([]Push, error) {
+	jid := number + "@" + b.domain
+	var pushes []Push
+	err := b.store.write(ctx, func(tx *sql.Tx) error {
+		holders, err := bookHolders(ctx, tx, number)
+		if err != nil {
+			return err
+		}
+		// The new account's own book is normally empty; if it is not (an
+		// upload raced the registration), mutual pairs form here.
+		theirs, err := stringSet(ctx, tx, `SELECT number FROM roster_book WHERE owner = ?`, jid)
+		if err != nil {
+			return err
+		}
+		for _, h := range holders {
+			hNum, _, _ := strings.Cut(h.owner, "@")
+			mutual := theirs[hNum]
+			p, err := b.store.markInBook(ctx, tx, h.owner, jid, true, h.name, mutual)
+			if errors.Is(err, ErrTooManyItems) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			pushes = appendPush(pushes, p)
+			if mutual {
+				p, err := b.store.setBookSubscription(ctx, tx, jid, h.owner, Both)
+				if err != nil {
+					return err
+				}
+				pushes = appendPush(pushes, p)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("adding joined %s to rosters: %w", number, err)
+	}
+	return pushes, nil
+}
+
+// Left removes a deleted account from every roster that holds it only
+// because of an address book, and forgets the account's own book, roster,
+// version and stored requests. Items that users added by hand stay, as on
+// any XMPP server. It returns the pushes for the remaining users.
+func (b *Book) Left(ctx context.Context, number string) ([]Push, error) {
+	jid := number + "@" + b.domain
+	var pushes []Push
+	err := b.store.write(ctx, func(tx *sql.Tx) error {
+		holders, err := bookHolders(ctx, tx, number)
+		if err != nil {
+			return err
+		}
+		for _, h := range holders {
+			p, err := b.store.markInBook(ctx, tx, h.owner, jid, false, "", false)
+			if err != nil {
+				return err
+			}
+			pushes = appendPush(pushes, p)
+		}
+		for _, table := range []string{"roster_book", "roster_book_quota", "roster_items",
+			"roster_removed", "roster_pending", "roster_versions"} {
+			if _, err := tx.ExecContext(ctx,
+				`DELETE FROM `+table+` WHERE owner = ?`, jid); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("removing deleted %s from rosters: %w", number, err)
+	}
+	return pushes, nil
+}
+
+type holder struct{ owner, name string }
+
+// bookHolders lists the owners whose book holds number, with their names
+// for it, in owner order.
+func bookHolders(ctx context.Context, tx *sql.Tx, number string) ([]holder, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT owner, name FROM roster_book
+		WHERE number = ? ORDER BY owner`, number)
+	if err != nil {
+		return nil, fmt.Errorf("finding books that hold %s: %w", number, err)
+	}
+	defer rows.Close()
+	var hs []holder
+	for rows.Next() {
+		var h holder
+		if err := rows.Scan(&h.owner, &h.name); err != nil {
+			return nil, fmt.Errorf("finding books that hold %s: %w", number, err)
+		}
+		hs = append(hs, h)
+	}
+	return hs, rows.Err()
+}

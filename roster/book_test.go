@@ -255,3 +255,58 @@ func TestDailyLimit(t *testing.T) {
 		t.Errorf("upload the next day: %v", err)
 	}
 }
+
+func TestJoinedAndLeft(t *testing.T) {
+	dir := newDirectory(aliceNum, bobNum)
+	b, s := newTestBook(t, dir, 0)
+	ctx := context.Background()
+	// Alice and Bob hold Carol's number before she registers; Bob also
+	// added her by hand.
+	for _, owner := range []string{alice, bob} {
+		if _, err := b.Sync(ctx, owner, []Entry{{carolNum, "Carol of " + owner[:5]}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.Set(ctx, bob, Item{JID: carol, Name: "C"}); err != nil {
+		t.Fatal(err)
+	}
+
+	dir.numbers[carolNum] = true
+	pushes, err := b.Joined(ctx, carolNum)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, ok := pushFor(pushes, alice, carol)
+	if !ok || p.Item.Name != "Carol of +1202" || p.Item.Origin != OriginBook ||
+		p.Item.Subscription != None {
+		t.Fatalf("joined pushes: %+v", pushes)
+	}
+	if _, ok := pushFor(pushes, bob, carol); ok {
+		t.Errorf("Bob's manual item was pushed as if it changed: %+v", pushes)
+	}
+
+	// Carol uploads Alice's number: mutual.
+	if _, err := b.Sync(ctx, carol, []Entry{{aliceNum, "Alice"}}); err != nil {
+		t.Fatal(err)
+	}
+	if it, _, _ := s.Get(ctx, alice, carol); it.Subscription != Both {
+		t.Errorf("after Carol's upload Alice has %+v, want both", it)
+	}
+
+	pushes, err = b.Left(ctx, carolNum)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p, ok := pushFor(pushes, alice, carol); !ok || p.Item.Subscription != Remove {
+		t.Errorf("left pushes: %+v", pushes)
+	}
+	if _, ok, _ := s.Get(ctx, alice, carol); ok {
+		t.Error("deleted account still in Alice's roster")
+	}
+	if it, ok, _ := s.Get(ctx, bob, carol); !ok || it.Name != "C" {
+		t.Errorf("Bob's manual item for the deleted account: %+v, %v", it, ok)
+	}
+	if ver, items, _ := s.Items(ctx, carol); ver != "0" || len(items) != 0 {
+		t.Errorf("deleted account keeps roster %s %v", ver, items)
+	}
+}
