@@ -181,7 +181,8 @@ func TestSyncKeepsManualItems(t *testing.T) {
 	dir := newDirectory(carolNum)
 	b, s := newTestBook(t, dir, 0)
 	ctx := context.Background()
-	if _, err := s.Set(ctx, alice, Item{JID: carol, Name: "Caz", Groups: []string{"Work"}}); err != nil {
+	manual := Item{JID: carol, Name: "Caz", Groups: []string{"Work"}}
+	if _, err := s.Set(ctx, alice, manual); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := b.Sync(ctx, alice, []Entry{{carolNum, "Carol Book"}}); err != nil {

@@ -328,7 +328,8 @@ func queryItems(ctx context.Context, q querier, owner, query string, args ...any
 // changed items, and removed ones with Subscription Remove. ok is false when
 // since is not a version this store issued for owner; the server then sends
 // the whole roster instead. cur is the current version.
-func (s *Store) Since(ctx context.Context, owner, since string) (cur string, pushes []Item, ok bool, err error) {
+func (s *Store) Since(ctx context.Context, owner, since string) (
+	cur string, pushes []Item, ok bool, err error) {
 	tx, err := s.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
 		return "", nil, false, fmt.Errorf("loading roster changes of %s: %w", owner, err)
@@ -447,7 +448,8 @@ func (s *Store) Set(ctx context.Context, owner string, it Item) (ver string, err
 // and the item as it was. removed.CancelOnRemove says which presence
 // stanzas the server must then send to the contact. The error wraps
 // ErrNotFound if there was no item (the server answers item-not-found).
-func (s *Store) Remove(ctx context.Context, owner, contact string) (ver string, removed Item, err error) {
+func (s *Store) Remove(ctx context.Context, owner, contact string) (
+	ver string, removed Item, err error) {
 	err = s.write(ctx, func(tx *sql.Tx) error {
 		r, found, err := load(ctx, tx, owner, contact)
 		if err != nil {

@@ -192,7 +192,8 @@ func (s *Store) InboundSubscribe(ctx context.Context, contact, user string) (Cha
 // text until the user answers it, answered for the user (Change.AutoReply),
 // or dropped as a duplicate. A new request past the cap of stored requests
 // is refused with ErrTooManyItems; the server drops it.
-func (s *Store) InboundSubscribeStatus(ctx context.Context, contact, user, status string) (Change, error) {
+func (s *Store) InboundSubscribeStatus(ctx context.Context, contact, user, status string) (
+	Change, error) {
 	if len(status) > maxStatusText {
 		status = status[:maxStatusText]
 	}
@@ -218,7 +219,8 @@ func (s *Store) InboundUnsubscribed(ctx context.Context, contact, user string) (
 }
 
 // apply runs one event against user's roster in one transaction.
-func (s *Store) apply(ctx context.Context, user, contact string, ev event, status string) (Change, error) {
+func (s *Store) apply(ctx context.Context, user, contact string, ev event, status string) (
+	Change, error) {
 	var ch Change
 	err := s.write(ctx, func(tx *sql.Tx) error {
 		r, found, err := load(ctx, tx, user, contact)
