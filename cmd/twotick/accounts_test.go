@@ -3,10 +3,12 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/twotick/twotick/conf"
 	"github.com/twotick/twotick/xmpp/storage"
@@ -158,5 +160,31 @@ func TestUserImport(t *testing.T) {
 		"+12025550103@localhost\n"
 	if list != want {
 		t.Errorf("list %q, want %q", list, want)
+	}
+}
+
+// TestUserImportMillion times "twotick user import --same-salt" of a million
+// rows with one password. It runs only when TWOTICK_IMPORT_MILLION is set.
+func TestUserImportMillion(t *testing.T) {
+	if os.Getenv("TWOTICK_IMPORT_MILLION") == "" {
+		t.Skip("set TWOTICK_IMPORT_MILLION=1 to import a million rows")
+	}
+	env, _, errOut := testEnv(t)
+	var b strings.Builder
+	for i := range 1_000_000 {
+		fmt.Fprintf(&b, "+1 202 %03d %04d,pw\n", 200+i/10000, i%10000)
+	}
+	path := filepath.Join(t.TempDir(), "million.csv")
+	if err := os.WriteFile(path, []byte(b.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	out, err := run(t, env, "", runUser, "import", path, "--same-salt")
+	if err != nil {
+		t.Fatalf("%v\n%s", err, errOut)
+	}
+	t.Logf("%s(wall %v)", out, time.Since(start))
+	if !strings.Contains(out, "imported 1000000 accounts") {
+		t.Errorf("summary %q; stderr:\n%.2000s", out, errOut)
 	}
 }
