@@ -251,9 +251,14 @@ func (b *Book) charge(ctx context.Context, owner string, book map[string]string)
 			return &LimitError{Owner: owner, New: len(fresh), Left: max(b.limit-used, 0),
 				RetryAt: tomorrow}
 		}
+		ins, err := tx.PrepareContext(ctx, `INSERT INTO roster_book_quota (owner, day, number)
+			VALUES (?, ?, ?)`)
+		if err != nil {
+			return fmt.Errorf("charging lookups of %s: %w", owner, err)
+		}
+		defer ins.Close()
 		for _, n := range fresh {
-			if _, err := tx.ExecContext(ctx, `INSERT INTO roster_book_quota (owner, day, number)
-				VALUES (?, ?, ?)`, owner, today, n); err != nil {
+			if _, err := ins.ExecContext(ctx, owner, today, n); err != nil {
 				return fmt.Errorf("charging lookups of %s: %w", owner, err)
 			}
 		}
@@ -290,9 +295,14 @@ func (b *Book) apply(ctx context.Context, tx *sql.Tx, owner, ownNum string,
 	if _, err := tx.ExecContext(ctx, `DELETE FROM roster_book WHERE owner = ?`, owner); err != nil {
 		return nil, 0, err
 	}
+	ins, err := tx.PrepareContext(ctx,
+		`INSERT INTO roster_book (owner, number, name) VALUES (?, ?, ?)`)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer ins.Close()
 	for n, name := range book {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO roster_book (owner, number, name)
-			VALUES (?, ?, ?)`, owner, n, name); err != nil {
+		if _, err := ins.ExecContext(ctx, owner, n, name); err != nil {
 			return nil, 0, err
 		}
 	}
