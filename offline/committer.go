@@ -42,6 +42,16 @@ type request struct {
 	done chan struct{}
 }
 
+// walAutocheckpoint is the WAL size, in pages, past which a commit of the
+// writer copies the WAL back into the database file. Every queued message
+// dirties a leaf of the (recipient, id) index at a random place, so a
+// checkpoint writes about one page per message; a WAL ten times SQLite's
+// default lets one checkpoint write a page once for the many commits that
+// touched it, and makes the checkpoint's sync of the database file rarer.
+// Measured here: 1.5 to 1.8 times the enqueue rate of the default, for a WAL
+// of up to about 40 MB with 4 KiB pages.
+const walAutocheckpoint = 10000
+
 // failureLogEvery bounds how often a queue that keeps failing logs.
 const failureLogEvery = 10 * time.Second
 
@@ -205,6 +215,12 @@ func (w *writer) open(ctx context.Context, db *sql.DB, synchronous string) error
 	if _, err := conn.ExecContext(ctx, "PRAGMA synchronous = "+synchronous); err != nil {
 		w.discard()
 		return fmt.Errorf("offline: setting synchronous=%s: %w", synchronous, err)
+	}
+	// See walAutocheckpoint.
+	if _, err := conn.ExecContext(ctx,
+		fmt.Sprintf("PRAGMA wal_autocheckpoint = %d", walAutocheckpoint)); err != nil {
+		w.discard()
+		return fmt.Errorf("offline: setting wal_autocheckpoint: %w", err)
 	}
 	if w.afterOpen != nil {
 		if err := w.afterOpen(ctx, conn); err != nil {
