@@ -527,8 +527,8 @@ func TestDurationText(t *testing.T) {
 // secretsShape stands in for sections to come (sms, push, components) whose
 // keys hold credentials, which Settings must never show.
 type secretsShape struct {
-	Name  string `toml:"name"`
-	SMS   struct {
+	Name string `toml:"name"`
+	SMS  struct {
 		URL   string `toml:"url"`
 		Token string `toml:"token" conf:"secret"`
 		Empty string `toml:"empty" conf:"secret"`

@@ -38,12 +38,18 @@ func Load(path string) (*Config, error) {
 	if err != nil {
 		return nil, Problems{{File: path, Msg: err.Error(), cause: err}}
 	}
-	c, ps := load(path, data)
+	return decode(path, data)
+}
+
+// decode is Load once the file is read: data, named file in problems, is
+// applied to Default, checked and resolved.
+func decode(file string, data []byte) (*Config, error) {
+	c, ps := load(file, data)
 	if len(ps) > 0 {
 		return nil, ps
 	}
 	if err := c.ResolvePaths(); err != nil {
-		return nil, Problems{{File: path, Key: "data_dir", Msg: err.Error(), cause: err}}
+		return nil, Problems{{File: file, Key: "data_dir", Msg: err.Error(), cause: err}}
 	}
 	return c, nil
 }
