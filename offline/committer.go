@@ -167,7 +167,7 @@ func (q *Queue) recovered() {
 		return
 	}
 	q.unhealthy.Store(nil)
-	q.logger.Warn("offline queue commits again", "failures", q.w.failures)
+	q.logger.Info("offline queue commits again", "failures", q.w.failures)
 	q.w.failures = 0
 }
 
