@@ -38,6 +38,23 @@ type Failure struct {
 	Text       string
 	Reason     string
 	RetryAfter time.Duration // for temporary-auth-failure from the throttle
+	// UnsupportedBinding reports that the client asked for a channel
+	// binding type other than tls-exporter; pass ClientLacksBinding to the
+	// next Start on the same connection.
+	UnsupportedBinding bool
+}
+
+// StartOption changes how an exchange starts.
+type StartOption func(*scramExchange)
+
+// ClientLacksBinding tells the exchange that, on this same TLS connection,
+// the client already tried a -PLUS mechanism with a channel binding type
+// the server does not have (tls-unique, which TLS 1.3 lacks). Its "y" flag
+// is then the truth, not a sign that someone removed -PLUS from the
+// features: that cannot happen inside the TLS connection it tried on.
+// Clients such as slixmpp do exactly this.
+func ClientLacksBinding() StartOption {
+	return func(x *scramExchange) { x.clientLacksCB = true }
 }
 
 func (f *Failure) Error() string {
@@ -119,7 +136,7 @@ type Exchange interface {
 // Start begins an exchange for mech on a connection with the given TLS state
 // (nil without TLS) from remoteAddr.
 func (s *Server) Start(ctx context.Context, mech string, tlsState *tls.ConnectionState,
-	remoteAddr netip.Addr) (Exchange, error) {
+	remoteAddr netip.Addr, opts ...StartOption) (Exchange, error) {
 	offered := false
 	for _, m := range Mechanisms(tlsState) {
 		offered = offered || m == mech
@@ -142,6 +159,9 @@ func (s *Server) Start(ctx context.Context, mech string, tlsState *tls.Connectio
 	x.fn = hashFunc(x.hashName)
 	x.plus = strings.HasSuffix(mech, "-PLUS")
 	x.bindOffered = canBind(tlsState)
+	for _, o := range opts {
+		o(x)
+	}
 	return x, nil
 }
 
@@ -313,12 +333,13 @@ func (x *plainExchange) Step(ctx context.Context, data []byte) ([]byte, bool, er
 // RFC 5802 § 5 from the server's side, with RFC 9266 channel binding.
 type scramExchange struct {
 	base
-	mech        string
-	hashName    string
-	fn          func() hash.Hash
-	plus        bool
-	bindOffered bool // the -PLUS mechanisms were offered on this connection
-	tlsState    *tls.ConnectionState
+	mech          string
+	hashName      string
+	fn            func() hash.Hash
+	plus          bool
+	bindOffered   bool // the -PLUS mechanisms were offered on this connection
+	clientLacksCB bool // see ClientLacksBinding
+	tlsState      *tls.ConnectionState
 
 	step        int // 0: expect client-first, 1: expect client-final
 	askedOnce   bool
@@ -382,10 +403,11 @@ func (x *scramExchange) checkBindingFlag(m clientFirst) *Failure {
 	case x.plus && m.cbName != "tls-exporter":
 		f := fail(CondNotAuthorized, "unsupported channel binding type")
 		f.Text = "only tls-exporter channel binding is supported"
+		f.UnsupportedBinding = true
 		return f
 	case !x.plus && m.cbFlag == 'p':
 		return fail(CondMalformedRequest, "channel binding requested with a non-PLUS mechanism")
-	case m.cbFlag == 'y' && x.bindOffered:
+	case m.cbFlag == 'y' && x.bindOffered && !x.clientLacksCB:
 		// The client can bind but believes we cannot, though we offered
 		// -PLUS: someone removed it from the features on the way.
 		return fail(CondNotAuthorized, "channel binding downgrade detected")

@@ -1,0 +1,131 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/twotick/twotick/conf"
+	"github.com/twotick/twotick/offline"
+	"github.com/twotick/twotick/roster"
+	"github.com/twotick/twotick/xmpp"
+	"github.com/twotick/twotick/xmpp/auth"
+)
+
+func xmppVersion() string { return xmpp.Version }
+
+// serve runs the server until ctx ends (SIGINT or SIGTERM), then shuts it
+// down gracefully.
+func serve(ctx context.Context, cfg *conf.Config, logger *slog.Logger) error {
+	logger.Info("starting twotick", "version", xmpp.Version, "domain", cfg.Domain)
+	for _, s := range cfg.Settings() {
+		logger.Info("setting", "key", s.Key, "value", s.Value)
+	}
+
+	db, err := openDB(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	accounts, err := auth.OpenStore(ctx, db, cfg.Domain)
+	if err != nil {
+		return err
+	}
+	accounts.Iterations = cfg.Auth.SCRAMIterations
+	throttle := auth.NewThrottle(auth.ThrottleConfig{
+		MaxPerAddr:    cfg.Auth.MaxFailuresPerIP,
+		MaxPerAccount: cfg.Auth.MaxFailuresPerAccount,
+		Window:        cfg.Auth.FailureWindow.Duration,
+	})
+	rosters, err := roster.OpenStore(ctx, db, roster.WithMaxItems(cfg.Roster.MaxItems))
+	if err != nil {
+		return err
+	}
+	queue, err := offline.Open(ctx, db, offline.Options{
+		MaxAge:      cfg.Offline.MaxAge.Duration,
+		MaxPerUser:  cfg.Offline.MaxPerUser,
+		Synchronous: cfg.Storage.Synchronous,
+	}, logger)
+	if err != nil {
+		return err
+	}
+	defer queue.Close()
+	tlsConf, err := xmpp.LoadOrCreateCertificate(cfg.Domain, cfg.DataDir,
+		cfg.TLS.CertFile, cfg.TLS.KeyFile, logger)
+	if err != nil {
+		return err
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(
+		collectors.ProcessCollectorOpts{}))
+	srv, err := xmpp.New(cfg, xmpp.Deps{
+		Accounts: accounts,
+		SASL:     auth.NewServer(accounts, throttle),
+		Throttle: throttle,
+		Roster:   rosters,
+		Queue:    queue,
+		TLS:      tlsConf,
+		Metrics:  xmpp.NewMetrics(reg),
+	}, logger)
+	if err != nil {
+		return err
+	}
+	accounts.OnChange = func(local string, c auth.Change) {
+		srv.CloseSessions(local, "not-authorized")
+	}
+	if err := srv.Listen(); err != nil {
+		return err
+	}
+	stopHTTP, err := serveMetrics(cfg.Metrics.Addr, reg, srv, logger)
+	if err != nil {
+		return err
+	}
+	defer stopHTTP()
+
+	err = srv.Serve(ctx)
+	logger.Info("stopped")
+	if errors.Is(err, context.DeadlineExceeded) {
+		// Some connections had to be cut; that is still a clean stop.
+		return nil
+	}
+	return err
+}
+
+// serveMetrics serves /metrics (Prometheus) and /health on addr, which is
+// loopback by default. It returns a function that stops the listener.
+func serveMetrics(addr string, reg *prometheus.Registry, srv *xmpp.Server,
+	logger *slog.Logger) (func(), error) {
+	if addr == "" {
+		return func() {}, nil
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/health", func(w http.ResponseWriter, r *http.Request) {
+		if err := srv.Healthy(); err != nil {
+			http.Error(w, "unhealthy: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ok")
+	})
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("metrics listener on %s: %w", addr, err)
+	}
+	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go hs.Serve(ln)
+	logger.Info("listening", "addr", ln.Addr().String(), "kind", "metrics")
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		hs.Shutdown(ctx)
+	}, nil
+}

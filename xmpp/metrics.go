@@ -1,0 +1,53 @@
+package xmpp
+
+import (
+	"runtime"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Metrics are the server's Prometheus metrics. They are safe for concurrent
+// use.
+type Metrics struct {
+	connections  prometheus.Gauge
+	sessions     prometheus.Gauge
+	stanzasIn    *prometheus.CounterVec
+	stanzasOut   *prometheus.CounterVec
+	authFailures *prometheus.CounterVec
+	refused      prometheus.Counter
+	resumptions  prometheus.Counter
+}
+
+// NewMetrics creates the metrics and registers them with reg (nil: not
+// registered, for tests).
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		connections: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "twotick_connections", Help: "Open client connections."}),
+		sessions: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "twotick_sessions", Help: "Bound sessions, including those waiting for resumption."}),
+		stanzasIn: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "twotick_stanzas_received_total", Help: "Stanzas received from clients, by kind."},
+			[]string{"kind"}),
+		stanzasOut: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "twotick_stanzas_sent_total", Help: "Stanzas queued for writing to clients, by kind."},
+			[]string{"kind"}),
+		authFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "twotick_auth_failures_total", Help: "Failed SASL exchanges, by condition."},
+			[]string{"condition"}),
+		refused: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "twotick_connections_refused_total",
+			Help: "Connections refused by the per-address cap on unauthenticated connections."}),
+		resumptions: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "twotick_sm_resumptions_total", Help: "Sessions resumed with XEP-0198."}),
+	}
+	if reg != nil {
+		build := prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "twotick_build_info", Help: "Build information; the value is always 1.",
+			ConstLabels: prometheus.Labels{"version": Version, "goversion": runtime.Version()}})
+		build.Set(1)
+		reg.MustRegister(m.connections, m.sessions, m.stanzasIn, m.stanzasOut,
+			m.authFailures, m.refused, m.resumptions, build)
+	}
+	return m
+}

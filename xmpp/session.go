@@ -1,0 +1,313 @@
+package xmpp
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"time"
+
+	"sync"
+
+	"mellium.im/xmpp/jid"
+
+	"github.com/twotick/twotick/xmpp/wire"
+)
+
+// outItem is one element waiting to be written to a client, or written and
+// not yet acknowledged (XEP-0198).
+type outItem struct {
+	b        []byte
+	stanza   bool   // counted by stream management
+	h        uint32 // the client's count once it has this stanza
+	queueID  int64  // > 0: a queued message, purged when acknowledged
+	from     string // bare sender of a queued message
+	clientID string // its id attribute, for XEP-0184 receipts
+}
+
+// Session is a bound resource. It outlives its connection while stream
+// management lets the client resume it.
+type Session struct {
+	srv      *Server
+	jid      jid.JID
+	full     string
+	bare     string
+	local    string
+	resource string
+	log      *slog.Logger
+
+	mu       sync.Mutex // guards every field below
+	c        *conn      // nil while detached, waiting for resumption
+	pending  []outItem  // not yet written
+	writing  bool       // a flush goroutine owns c's writes
+	ended    bool
+	avail    bool
+	priority int
+	presence *wire.Element // the last available presence broadcast
+	initial  bool          // initial presence has been handled
+	loading  bool          // queued messages are being loaded
+	held     []outItem     // live queued messages that arrived while loading
+	loaded   int64         // highest queue id loaded at initial presence
+	roster   bool          // the client asked for the roster: it gets pushes
+	directed map[string]bool
+	sm       smState
+}
+
+func newSession(srv *Server, c *conn, full jid.JID) *Session {
+	return &Session{
+		srv:      srv,
+		jid:      full,
+		full:     full.String(),
+		bare:     full.Bare().String(),
+		local:    full.Localpart(),
+		resource: full.Resourcepart(),
+		log:      c.log,
+		c:        c,
+	}
+}
+
+func (s *Session) isAvailable() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.avail && !s.ended
+}
+
+func (s *Session) prio() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.priority
+}
+
+// send queues an element for the client. It never blocks on the network.
+func (s *Session) send(it outItem) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.sendLocked(it)
+}
+
+// sendLocked queues it for writing and, for a stanza under stream
+// management, keeps it until the client acknowledges it. Lock must be held.
+func (s *Session) sendLocked(it outItem) {
+	if s.ended {
+		return
+	}
+	if it.stanza {
+		s.srv.deps.Metrics.stanzasOut.WithLabelValues(stanzaKind(it.b)).Inc()
+	}
+	if it.stanza && s.sm.on {
+		s.sm.hOut++
+		it.h = s.sm.hOut
+		s.sm.unacked = append(s.sm.unacked, it)
+		if len(s.sm.unacked) > s.srv.cfg.SM.MaxUnacked {
+			// The client takes stanzas and never acknowledges them; its
+			// queued messages stay in the queue for its next session.
+			go s.terminate(&streamErr{cond: "policy-violation",
+				text: "too many unacknowledged stanzas"})
+			return
+		}
+	}
+	if s.c == nil {
+		return // detached: kept in unacked for the resumption
+	}
+	if len(s.pending) >= s.srv.cfg.C2S.MaxOutgoingQueue {
+		go s.terminate(&streamErr{cond: "policy-violation", text: "not reading"})
+		return
+	}
+	s.pending = append(s.pending, it)
+	if !s.writing {
+		s.writing = true
+		go s.flush(s.c)
+	}
+}
+
+// flush writes pending elements to c in batches until none are left. One
+// flush goroutine runs per session at a time, and only while there is
+// something to write, so an idle session costs no goroutine for writing.
+func (s *Session) flush(c *conn) {
+	var buf []byte
+	for {
+		s.mu.Lock()
+		batch := s.pending
+		s.pending = nil
+		if len(batch) == 0 || s.c != c {
+			s.writing = false
+			s.mu.Unlock()
+			return
+		}
+		smOn := s.sm.on
+		s.mu.Unlock()
+
+		buf = buf[:0]
+		for _, it := range batch {
+			buf = append(buf, it.b...)
+		}
+		if err := c.write(buf); err != nil {
+			c.closeQuietly()
+			s.mu.Lock()
+			s.writing = false
+			s.pending = nil
+			s.mu.Unlock()
+			return
+		}
+		if !smOn {
+			// Without stream management there is no acknowledgement: a
+			// queued message written to the socket is delivered.
+			s.purge(queueIDs(batch))
+		}
+	}
+}
+
+func queueIDs(items []outItem) []int64 {
+	var ids []int64
+	for _, it := range items {
+		if it.queueID > 0 {
+			ids = append(ids, it.queueID)
+		}
+	}
+	return ids
+}
+
+// purge deletes delivered messages from the queue.
+func (s *Session) purge(ids []int64) {
+	if len(ids) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := s.srv.deps.Queue.Delete(ctx, s.bare, ids); err != nil {
+		// The messages stay queued and go out again at the next login; the
+		// client drops them as duplicates by their stanza-id.
+		s.log.Warn("purging delivered messages failed", "err", err, "count", len(ids))
+	}
+}
+
+// readLoop reads and handles the client's elements until the connection
+// ends.
+func (s *Session) readLoop(c *conn) {
+	for {
+		el, err := c.rd.Next()
+		if err != nil {
+			s.connEnded(c, err)
+			return
+		}
+		if err := s.handle(el); err != nil {
+			s.connEnded(c, err)
+			return
+		}
+	}
+}
+
+// handle dispatches one top-level element from the client.
+func (s *Session) handle(el *wire.Element) error {
+	if el.Name.Space == nsSM {
+		return s.handleSM(el)
+	}
+	if el.Name.Space != wire.NSClient {
+		return &streamErr{cond: "unsupported-stanza-type"}
+	}
+	s.srv.deps.Metrics.stanzasIn.WithLabelValues(el.Name.Local).Inc()
+	var err error
+	switch el.Name.Local {
+	case "message":
+		err = s.handleMessage(el)
+	case "presence":
+		err = s.handlePresence(el)
+	case "iq":
+		err = s.handleIQ(el)
+	default:
+		return &streamErr{cond: "unsupported-stanza-type"}
+	}
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	if s.sm.on {
+		// Counted only now: the stanza has been handled, and a message
+		// with content is committed to the queue (the single check).
+		s.sm.hIn++
+	}
+	s.mu.Unlock()
+	return nil
+}
+
+// connEnded handles the end of c, by error or by the client closing its
+// stream. A session with resumable stream management is kept for the
+// resumption timeout; any other ends now.
+func (s *Session) connEnded(c *conn, err error) {
+	var we *wire.StreamError
+	var se *streamErr
+	clean := errors.Is(err, wire.ErrStreamEnd)
+	switch {
+	case clean:
+		c.closeWithError(nil)
+	case errors.As(err, &se):
+		c.closeWithError(se)
+	case errors.As(err, &we):
+		c.closeWithError(&streamErr{cond: we.Condition, text: we.Text})
+	case isTimeout(err):
+		c.closeWithError(&streamErr{cond: "connection-timeout"})
+	default:
+		if !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
+			s.log.Debug("connection ended", "err", err)
+		}
+		c.closeQuietly()
+	}
+
+	s.mu.Lock()
+	if s.c != c {
+		// Already resumed on another connection.
+		s.mu.Unlock()
+		return
+	}
+	if !clean && s.sm.on && s.sm.id != "" && !s.ended {
+		s.detachLocked()
+		s.mu.Unlock()
+		s.log.Debug("session detached; waiting for resumption")
+		return
+	}
+	s.mu.Unlock()
+	s.end()
+}
+
+// terminate ends the session and closes its connection with se.
+func (s *Session) terminate(se *streamErr) {
+	s.mu.Lock()
+	c := s.c
+	s.mu.Unlock()
+	s.end()
+	if c != nil {
+		c.closeWithError(se)
+	}
+}
+
+// end removes the session: unavailable presence goes to everyone who had
+// its presence. Queued messages it had not acknowledged stay queued.
+func (s *Session) end() {
+	s.mu.Lock()
+	if s.ended {
+		s.mu.Unlock()
+		return
+	}
+	s.ended = true
+	wasAvail := s.avail
+	s.avail = false
+	directed := s.directed
+	s.directed = nil
+	smID := s.sm.id
+	if s.sm.timer != nil {
+		s.sm.timer.Stop()
+	}
+	s.sm.unacked = nil
+	s.mu.Unlock()
+
+	s.srv.router.unbind(s)
+	if smID != "" {
+		s.srv.sm.remove(smID, s)
+	}
+	s.srv.deps.Metrics.sessions.Dec()
+	if wasAvail || len(directed) > 0 {
+		unavail := wire.New(wire.NSClient, "presence", "type", "unavailable", "from", s.full)
+		s.broadcastPresence(unavail, wasAvail, directed)
+	}
+	s.log.Debug("session ended")
+}

@@ -1,0 +1,308 @@
+package xmpp
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"time"
+
+	"mellium.im/xmpp/jid"
+
+	"github.com/twotick/twotick/offline"
+	"github.com/twotick/twotick/receipts"
+	"github.com/twotick/twotick/xmpp/wire"
+)
+
+// Namespaces of message payloads the queue policy looks at.
+const (
+	nsChatStates = "http://jabber.org/protocol/chatstates"
+	nsHints      = "urn:xmpp:hints"
+	nsMarkers    = "urn:xmpp:chat-markers:0"
+	nsSID        = "urn:xmpp:sid:0"
+	nsDelay      = "urn:xmpp:delay"
+	nsCarbons    = "urn:xmpp:carbons:2"
+	nsForward    = "urn:xmpp:forward:0"
+	nsOMEMO      = "eu.siacs.conversations.axolotl"
+	nsOMEMO2     = "urn:xmpp:omemo:2"
+	nsOpenPGP    = "urn:xmpp:openpgp:0"
+	nsEME        = "urn:xmpp:eme:0"
+)
+
+// shouldQueue decides whether a message carries content and so goes through
+// the durable queue (DESIGN.md, "The two checks"): chat and normal messages
+// with a body, an encrypted payload, a receipt, a chat marker or a <store/>
+// hint. Chat states alone, headlines and <no-store/> are only delivered
+// live.
+func shouldQueue(msg *wire.Element) bool {
+	typ := msg.Get("type")
+	if typ != "" && typ != "chat" && typ != "normal" {
+		return false
+	}
+	if msg.Child(nsHints, "no-store") != nil {
+		return false
+	}
+	if msg.Child(nsHints, "store") != nil {
+		return true
+	}
+	for _, c := range msg.Children() {
+		switch {
+		case c.Name.Space == wire.NSClient && c.Name.Local == "body":
+			return true
+		case c.Name.Space == nsOMEMO || c.Name.Space == nsOMEMO2 || c.Name.Space == nsOpenPGP:
+			return true
+		case c.Name.Space == receipts.NS && c.Name.Local == "received":
+			return true
+		case c.Name.Space == nsMarkers:
+			return true
+		}
+	}
+	return false
+}
+
+// stripForged removes what only the server may say: stanza-ids (XEP-0359
+// § 5) and carbon wrappers (XEP-0280 § 11) a client added itself.
+func stripForged(msg *wire.Element) {
+	msg.RemoveChildren(func(c *wire.Element) bool {
+		return c.Name.Space == nsSID && c.Name.Local == "stanza-id" ||
+			c.Name.Space == nsCarbons && (c.Name.Local == "sent" || c.Name.Local == "received")
+	})
+}
+
+// handleMessage routes a message from the client (RFC 6121 § 8.5).
+func (s *Session) handleMessage(msg *wire.Element) error {
+	if err := s.stampFrom(msg); err != nil {
+		return err
+	}
+	to := msg.Get("to")
+	if to == "" {
+		to = s.bare
+		msg.Set("to", to)
+	}
+	tj, err := jid.Parse(to)
+	if err != nil {
+		s.reply(stanzaError(msg, "modify", "jid-malformed", ""))
+		return nil
+	}
+	typ := msg.Get("type")
+	stripForged(msg)
+	receipts.Sanitize(msg)
+	if tj.Domainpart() != s.srv.domain {
+		s.reply(stanzaError(msg, "cancel", "remote-server-not-found",
+			"this server does not federate"))
+		return nil
+	}
+	if tj.Localpart() == "" {
+		if typ != "error" {
+			s.reply(stanzaError(msg, "cancel", "service-unavailable", ""))
+		}
+		return nil
+	}
+	bare := tj.Bare().String()
+	if !s.srv.accountExists(bare) {
+		if typ != "error" && typ != "headline" {
+			s.reply(stanzaError(msg, "cancel", "service-unavailable", ""))
+		}
+		return nil
+	}
+	if typ == "groupchat" {
+		s.reply(stanzaError(msg, "cancel", "service-unavailable", ""))
+		return nil
+	}
+	if id, ok := receipts.Received(msg); ok {
+		s.srv.purgeReceipt(s.bare, bare, id)
+	}
+	if !shouldQueue(msg) {
+		s.srv.deliverLive(msg, tj)
+		return nil
+	}
+	return s.queueAndDeliver(msg, tj)
+}
+
+// queueAndDeliver commits msg to the queue and only then routes it. The
+// caller counts the stanza as handled (and so covered by the sender's next
+// <a/>) only after this returns: the single check.
+func (s *Session) queueAndDeliver(msg *wire.Element, to jid.JID) error {
+	bare := to.Bare().String()
+	sid := randomID(12)
+	msg.Add(wire.New(nsSID, "stanza-id", "id", sid, "by", bare))
+	m := &offline.Message{
+		To:       bare,
+		From:     s.bare,
+		ClientID: msg.Get("id"),
+		StanzaID: sid,
+		Stamp:    time.Now().UTC(),
+		Payload:  msg.Bytes(wire.NSClient),
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := s.srv.deps.Queue.Enqueue(ctx, m); err != nil {
+		switch {
+		case errors.Is(err, offline.ErrQueueFull):
+			s.reply(stanzaError(msg, "wait", "resource-constraint",
+				"the recipient has too many undelivered messages"))
+		default:
+			s.log.Error("queueing message failed", "err", err)
+			s.reply(stanzaError(msg, "wait", "internal-server-error",
+				"the message could not be stored; try again"))
+		}
+		return nil
+	}
+	s.srv.deliverQueued(m, to)
+	return nil
+}
+
+// deliverLive sends a message that is not queued to the recipient's
+// sessions now, or drops it.
+func (srv *Server) deliverLive(msg *wire.Element, to jid.JID) {
+	b := msg.Bytes(wire.NSClient)
+	for _, sess := range srv.messageTargets(to, msg.Get("type")) {
+		sess.send(outItem{b: b, stanza: true})
+	}
+}
+
+// messageTargets applies RFC 6121 § 8.5.2 and § 8.5.3: a full JID reaches
+// that resource if it is bound, otherwise chat and normal messages fall back
+// to the bare JID; a bare JID reaches every available resource with
+// non-negative priority.
+func (srv *Server) messageTargets(to jid.JID, typ string) []*Session {
+	bare := to.Bare().String()
+	if res := to.Resourcepart(); res != "" {
+		if sess := srv.router.session(bare, res); sess != nil {
+			return []*Session{sess}
+		}
+		if typ == "error" || typ == "headline" {
+			return nil
+		}
+	}
+	var out []*Session
+	for _, sess := range srv.router.available(bare) {
+		if sess.prio() >= 0 {
+			out = append(out, sess)
+		}
+	}
+	return out
+}
+
+// deliverQueued sends a committed message to the recipient's sessions that
+// have loaded their queue; the others get it from the queue when they do.
+func (srv *Server) deliverQueued(m *offline.Message, to jid.JID) {
+	it := outItem{b: m.Payload, stanza: true, queueID: m.ID, from: m.From, clientID: m.ClientID}
+	for _, sess := range srv.messageTargets(to, "chat") {
+		sess.deliverQueuedItem(it)
+	}
+}
+
+// deliverQueuedItem sends a queued message unless the session is loading
+// its queue, in which case it is held and sent after the load if the load
+// did not already include it.
+func (s *Session) deliverQueuedItem(it outItem) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case !s.initial:
+		return
+	case s.loading:
+		s.held = append(s.held, it)
+	case it.queueID <= s.loaded:
+		return
+	default:
+		s.sendLocked(it)
+	}
+}
+
+// loadQueue sends every queued message after initial presence (XEP-0160),
+// in the order sent, each with a XEP-0203 delay stamp.
+func (s *Session) loadQueue() {
+	s.mu.Lock()
+	s.loading = true
+	s.mu.Unlock()
+
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var after int64
+	for {
+		batch, err := s.srv.deps.Queue.Pending(ctx, s.bare, after, 500)
+		if err != nil {
+			s.log.Error("loading queued messages failed", "err", err)
+			break
+		}
+		s.mu.Lock()
+		for _, m := range batch {
+			s.sendLocked(outItem{b: withDelay(m.Payload, s.srv.domain, m.Stamp),
+				stanza: true, queueID: m.ID, from: m.From, clientID: m.ClientID})
+			after = m.ID
+		}
+		s.mu.Unlock()
+		if len(batch) < 500 {
+			break
+		}
+	}
+
+	s.mu.Lock()
+	s.loaded = after
+	for _, it := range s.held {
+		if it.queueID > after {
+			s.sendLocked(it)
+		}
+	}
+	s.held = nil
+	s.loading = false
+	s.mu.Unlock()
+}
+
+// withDelay inserts a XEP-0203 <delay/> before the closing tag of a stored
+// message. The payload was serialised by the server, so its last element is
+// the message's own end tag.
+func withDelay(payload []byte, domain string, stamp time.Time) []byte {
+	d := wire.New(nsDelay, "delay", "from", domain,
+		"stamp", stamp.UTC().Format("2006-01-02T15:04:05.000Z"))
+	db := d.Bytes(wire.NSClient)
+	end := []byte("</message>")
+	if !bytes.HasSuffix(payload, end) {
+		// A message with no children ends in "/>"; it carries no content
+		// and is never queued, but stay correct anyway.
+		if bytes.HasSuffix(payload, []byte("/>")) {
+			out := append([]byte(nil), payload[:len(payload)-2]...)
+			out = append(out, '>')
+			out = append(out, db...)
+			return append(out, end...)
+		}
+		return payload
+	}
+	out := make([]byte, 0, len(payload)+len(db))
+	out = append(out, payload[:len(payload)-len(end)]...)
+	out = append(out, db...)
+	return append(out, end...)
+}
+
+// purgeReceipt removes the queued message a receipt acknowledges: one that
+// was delivered to the receipt's sender (recipient) by sender with that id.
+func (srv *Server) purgeReceipt(recipient, sender, id string) {
+	for _, sess := range srv.router.sessions(recipient) {
+		sess.mu.Lock()
+		var delivered []receipts.Delivered
+		for _, it := range sess.sm.unacked {
+			if it.queueID > 0 {
+				delivered = append(delivered, receipts.Delivered{
+					QueueID: it.queueID, From: it.from, ClientID: it.clientID})
+			}
+		}
+		sess.mu.Unlock()
+		sess.purge(receipts.Purges(delivered, sender, id))
+	}
+}
+
+// accountExists reports whether bare names a local account.
+func (srv *Server) accountExists(bare string) bool {
+	if len(srv.router.sessions(bare)) > 0 {
+		return true
+	}
+	j, err := jid.Parse(bare)
+	if err != nil {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err = srv.deps.Accounts.Lookup(ctx, j.Localpart())
+	return err == nil
+}
