@@ -333,7 +333,11 @@ func isAllDigits(s string) bool {
 func (v *validator) region(key, r string) {
 	v.checked = append(v.checked, key)
 	if len(r) != 2 || !phonenumbers.GetSupportedRegions()[r] {
+		hint := ""
+		if r == "UK" {
+			hint = ` (the United Kingdom is "GB")`
+		}
 		v.add(key, fmt.Sprintf("must be a two-letter region with a phone numbering plan, "+
-			"such as \"US\" or \"DE\", got %q", r))
+			"such as \"US\" or \"DE\", got %q%s", r, hint))
 	}
 }

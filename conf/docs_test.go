@@ -1,0 +1,80 @@
+package conf
+
+import (
+	"os"
+	"strings"
+	"testing"
+)
+
+const docsPath = "../docs/configuration.md"
+
+// docRow is one row of a reference table in docs/configuration.md.
+type docRow struct{ key, typ, def string }
+
+// docRows reads the reference tables: rows whose first cell is a `key`.
+func docRows(t *testing.T) (map[string]docRow, string) {
+	t.Helper()
+	data, err := os.ReadFile(docsPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows := make(map[string]docRow)
+	for _, line := range strings.Split(string(data), "\n") {
+		if !strings.HasPrefix(line, "| `") {
+			continue
+		}
+		cells := strings.Split(strings.Trim(line, "|"), " | ")
+		if len(cells) < 4 {
+			t.Errorf("table row with %d cells: %s", len(cells), line)
+			continue
+		}
+		key := strings.Trim(cells[0], " `")
+		if _, dup := rows[key]; dup {
+			t.Errorf("%s has two rows", key)
+		}
+		rows[key] = docRow{key, strings.TrimSpace(cells[1]), strings.TrimSpace(cells[2])}
+	}
+	return rows, string(data)
+}
+
+// The reference cannot fall behind the struct: every setting has a row with
+// a type and the true default, and no row names a setting that is gone.
+func TestDocsListEverySetting(t *testing.T) {
+	rows, _ := docRows(t)
+	settings := Default().Settings()
+	known := make(map[string]bool)
+	for _, s := range settings {
+		known[s.Key] = true
+		row, ok := rows[s.Key]
+		if !ok {
+			t.Errorf("%s is missing from %s", s.Key, docsPath)
+			continue
+		}
+		if row.typ == "" {
+			t.Errorf("%s: no type in %s", s.Key, docsPath)
+		}
+		if def := strings.Trim(row.def, "`\""); def != s.Value {
+			t.Errorf("%s: %s gives default %s, Default() has %q", s.Key, docsPath, row.def, s.Value)
+		}
+	}
+	for key := range rows {
+		if !known[key] {
+			t.Errorf("%s documents %s, which is not a setting", docsPath, key)
+		}
+	}
+}
+
+// The check-config output shown in the docs is what Check prints.
+func TestDocsShowCheckOutput(t *testing.T) {
+	_, doc := docRows(t)
+	err := Check("../testdata/conf/bad.toml")
+	if err == nil {
+		t.Fatal("bad.toml has no problems")
+	}
+	for _, line := range strings.Split(err.Error(), "\n") {
+		line = strings.TrimPrefix(line, "../")
+		if !strings.Contains(doc, "\n"+line+"\n") {
+			t.Errorf("%s does not show the line\n%s", docsPath, line)
+		}
+	}
+}
