@@ -11,7 +11,8 @@ import (
 )
 
 // benchPayload is the size of a typical small chat stanza.
-var benchPayload = []byte(`<message xmlns="jabber:client" type="chat" id="5f1c2a9e-0b7d-4c4e-9a57-2b1f0d3c8e41" ` +
+var benchPayload = []byte(`<message xmlns="jabber:client" type="chat" ` +
+	`id="5f1c2a9e-0b7d-4c4e-9a57-2b1f0d3c8e41" ` +
 	`to="+12025550102@localhost"><body>See you at the station at eight, I will bring the ` +
 	`tickets.</body><request xmlns="urn:xmpp:receipts"/><markable xmlns="urn:xmpp:chat-markers:0"/>` +
 	`<origin-id xmlns="urn:xmpp:sid:0" id="5f1c2a9e-0b7d-4c4e-9a57-2b1f0d3c8e41"/></message>`)

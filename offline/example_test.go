@@ -22,8 +22,9 @@ func Example() {
 		log.Fatal(err)
 	}
 	defer os.RemoveAll(dir)
-	db, err := sql.Open("sqlite3",
-		"file:"+filepath.Join(dir, "twotick.db")+"?_journal_mode=WAL&_busy_timeout=10000&_txlock=immediate")
+	dsn := "file:" + filepath.Join(dir, "twotick.db") +
+		"?_journal_mode=WAL&_busy_timeout=10000&_txlock=immediate"
+	db, err := sql.Open("sqlite3", dsn)
 	if err != nil {
 		log.Fatal(err)
 	}

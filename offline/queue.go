@@ -263,7 +263,9 @@ func (q *Queue) Delete(ctx context.Context, to string, ids []int64) error {
 // for to and carry the stanza id clientID: the purge caused by a XEP-0184
 // receipt from to. It returns the IDs removed (none for an empty clientID).
 // The caller checks that the recipient did receive the message.
-func (q *Queue) DeleteByClientID(ctx context.Context, to, from, clientID string) ([]int64, error) {
+func (q *Queue) DeleteByClientID(
+	ctx context.Context, to, from, clientID string,
+) ([]int64, error) {
 	if clientID == "" {
 		return nil, nil
 	}
