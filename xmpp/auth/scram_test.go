@@ -417,3 +417,40 @@ func FuzzSCRAMClientFinal(f *testing.F) {
 		}
 	})
 }
+
+// TestClientLacksBinding: after a client failed -PLUS with an unsupported
+// binding type on this connection, its "y" flag is accepted; without that
+// history it is a downgrade.
+func TestClientLacksBinding(t *testing.T) {
+	store := newTestStore(t)
+	ctx := context.Background()
+	srv := NewServer(store, nil)
+	s13, _ := tlsPair(t, tls.VersionTLS13)
+
+	x, _ := srv.Start(ctx, MechSCRAMSHA256Plus, &s13, testAddr)
+	_, _, err := x.Step(ctx, []byte("p=tls-unique,,n=a,r=abc"))
+	var f *Failure
+	if !errors.As(err, &f) || !f.UnsupportedBinding {
+		t.Fatalf("tls-unique: %v, want a Failure with UnsupportedBinding", err)
+	}
+	tests := []struct {
+		name string
+		opts []StartOption
+		want string
+	}{
+		{"no history", nil, CondNotAuthorized},
+		{"after a failed tls-unique attempt", []StartOption{ClientLacksBinding()}, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			x, err := srv.Start(ctx, MechSCRAMSHA256, &s13, testAddr, tc.opts...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, _, err = x.Step(ctx, []byte("y,,n=a,r=abc"))
+			if c := condition(err); c != tc.want {
+				t.Errorf("condition %q, want %q", c, tc.want)
+			}
+		})
+	}
+}
