@@ -115,7 +115,7 @@ func (q *Queue) commit(batch []*request) {
 	}
 	if err != nil {
 		q.fail(batch, err)
-	} else {
+	} else if q.w.wrote {
 		q.recovered()
 	}
 	for _, r := range batch {
@@ -194,6 +194,10 @@ type writer struct {
 	// count falls to zero is dropped to keep the map small. It is emptied
 	// after a failed commit, when nothing it says can be trusted.
 	counts map[string]int
+
+	// wrote records whether the open transaction changed any row; only
+	// such a commit writes and syncs the WAL.
+	wrote bool
 
 	failures int       // failed commits since the last success
 	lastLog  time.Time // when a failure was last logged
@@ -289,6 +293,7 @@ func (w *writer) transact(ctx context.Context, batch []*request, maxPerUser int)
 	if len(batch) == 0 {
 		return nil
 	}
+	w.wrote = false
 	if _, err := w.conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
 		return fmt.Errorf("beginning transaction: %w", err)
 	}
@@ -351,6 +356,7 @@ func (w *writer) enqueue(ctx context.Context, r *request, maxPerUser int) error 
 			return fmt.Errorf("inserting message for %s: %w", m.To, err)
 		}
 		w.counts[m.To]++ // loaded by overCap
+		w.wrote = true
 	}
 	return nil
 }
@@ -398,6 +404,9 @@ func (w *writer) countOf(ctx context.Context, to string) (int, error) {
 
 // forget lowers the known count of to by n rows deleted.
 func (w *writer) forget(to string, n int) {
+	if n > 0 {
+		w.wrote = true
+	}
 	c, ok := w.counts[to]
 	if !ok {
 		return // loaded from the table when next needed

@@ -278,7 +278,9 @@ func (q *Queue) DeleteByClientID(
 
 // Pending returns up to limit messages queued for to with an ID above
 // afterID, in ID order. A limit of zero or less means no limit.
-func (q *Queue) Pending(ctx context.Context, to string, afterID int64, limit int) ([]Message, error) {
+func (q *Queue) Pending(
+	ctx context.Context, to string, afterID int64, limit int,
+) ([]Message, error) {
 	if limit <= 0 {
 		limit = -1 // SQLite: no limit
 	}
@@ -315,7 +317,8 @@ func (q *Queue) Count(ctx context.Context, to string) (int, error) {
 }
 
 // Healthy returns nil, or the error of the last failed commit. It clears
-// once a later commit succeeds.
+// once a later commit that wrote something succeeds: a transaction that
+// changed nothing reaches no disk and proves nothing.
 func (q *Queue) Healthy() error {
 	if p := q.unhealthy.Load(); p != nil {
 		return *p

@@ -714,6 +714,15 @@ func TestCommitFailure(t *testing.T) {
 		}
 	})
 
+	t.Run("a commit that changes nothing proves nothing", func(t *testing.T) {
+		if err := q.Delete(ctx, bob, []int64{1 << 40}); err != nil {
+			t.Fatalf("Delete of an unknown id: %v", err)
+		}
+		if h := q.Healthy(); !errors.Is(h, ErrUnavailable) {
+			t.Errorf("Healthy = %v after an empty commit, want ErrUnavailable", h)
+		}
+	})
+
 	t.Run("recovers once there is room", func(t *testing.T) {
 		err := q.withWriter(ctx, func(ctx context.Context, c *sql.Conn) error {
 			q.w.afterOpen = nil
