@@ -10,6 +10,7 @@
 //
 // Usage:
 //
+//	twotick-load accounts --kind prosody --out DATA_DIR --count 20000
 //	twotick-load --scenario chat --addr 127.0.0.1:5222 --domain localhost \
 //	    --user-format '+1202555%04d' --password secret --pairs 50 --rate 2000 \
 //	    --duration 10s --server-pid 1234 --json results.jsonl --plot chat.png
@@ -27,6 +28,14 @@ import (
 )
 
 func main() {
+	sub := map[string]func([]string) error{"accounts": runAccounts, "report": runReport}
+	if len(os.Args) > 1 && sub[os.Args[1]] != nil {
+		if err := sub[os.Args[1]](os.Args[2:]); err != nil {
+			fmt.Fprintln(os.Stderr, "twotick-load:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	cfg, err := parseFlags(os.Args[1:])
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {

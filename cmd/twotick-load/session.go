@@ -64,7 +64,7 @@ type session struct {
 	in      atomic.Uint32 // stanzas received since SM was enabled
 	started bool          // start was called; set before any close
 	done    chan struct{}
-	err  error // why the reader stopped; read after done is closed
+	err     error // why the reader stopped; read after done is closed
 }
 
 // login connects and negotiates a session: STARTTLS, SASL SCRAM, resource
