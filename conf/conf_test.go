@@ -2,6 +2,7 @@ package conf
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -10,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pelletier/go-toml/v2"
 )
 
 const examplePath = "../testdata/conf/example.toml"
@@ -104,6 +107,18 @@ func TestLoadMissingFile(t *testing.T) {
 	if !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("Load(absent) error %v does not unwrap to fs.ErrNotExist", err)
 	}
+	if got := ps[0].String(); strings.Count(got, "absent.toml") != 1 ||
+		!strings.HasSuffix(got, ": cannot open: no such file or directory") {
+		t.Errorf("problem reads %q", got)
+	}
+}
+
+func TestLoadSkipsByteOrderMark(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "bom.toml")
+	writeFile(t, path, "\uFEFFdomain = \"example.net\"\n")
+	if c, err := Load(path); err != nil || c.Domain != "example.net" {
+		t.Errorf("Load(file with BOM) = %v, %v", c, err)
+	}
 }
 
 func TestLoadRefusesHugeFile(t *testing.T) {
@@ -122,13 +137,13 @@ func TestCheck(t *testing.T) {
 	tests := []struct {
 		name string
 		file string
-		want []string // keys with problems
+		want []string // key@line of each problem
 	}{
 		{"defaults", ``, nil},
 		{"both tls files readable", "[tls]\ncert_file = 'cert.pem'\nkey_file = 'cert.pem'\n", nil},
 		{"key file missing", "[tls]\ncert_file = 'cert.pem'\nkey_file = 'key.pem'\n",
-			[]string{"tls.key_file"}},
-		{"bad file", "[c2s]\nmax_stanza_size = 1\n", []string{"c2s.max_stanza_size"}},
+			[]string{"tls.key_file@4"}},
+		{"bad file", "[c2s]\nmax_stanza_size = 1\n", []string{"c2s.max_stanza_size@3"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -636,7 +651,7 @@ func problemKeys(t *testing.T, err error) []string {
 	}
 	var keys []string
 	for _, p := range ps {
-		keys = append(keys, p.Key)
+		keys = append(keys, fmt.Sprintf("%s@%d", p.Key, p.Line))
 	}
 	return keys
 }
@@ -645,5 +660,49 @@ func writeFile(t *testing.T, path, content string) {
 	t.Helper()
 	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// Sections to come (components, for one) are arrays of tables; the decoder
+// and the positions already handle them, with element keys named key[i].
+func TestDecodeArraysOfTables(t *testing.T) {
+	type component struct {
+		Host    string   `toml:"host"`
+		Secret  string   `toml:"secret" conf:"secret"`
+		Timeout Duration `toml:"timeout"`
+	}
+	var shape struct {
+		Components []component `toml:"components"`
+		Ports      []int       `toml:"ports"`
+	}
+	data := []byte(`ports = [1, "two", 3]
+[[components]]
+host = "a.example"
+timeout = "1m"
+[[components]]
+host = "b.example"
+secret = "s"
+bogus = 1
+timeout = 60
+`)
+	var tree map[string]any
+	if err := toml.Unmarshal(data, &tree); err != nil {
+		t.Fatal(err)
+	}
+	d := decoder{file: "t.toml", pos: keyPositions(data)}
+	d.table(reflect.ValueOf(&shape).Elem(), tree, "")
+	sortProblems(d.problems)
+
+	want := []string{
+		`t.toml:1:13: ports[1]: must be an integer, got string "two"`,
+		`t.toml:8:1: components[1].bogus: unknown key`,
+		`t.toml:9:1: components[1].timeout: must be a duration string such as "30s" or "5m", got integer 60`,
+	}
+	if got := strings.Split(d.problems.Error(), "\n"); !slices.Equal(got, want) {
+		t.Errorf("problems:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if len(shape.Components) != 2 || shape.Components[1].Host != "b.example" ||
+		shape.Components[0].Timeout.Duration != time.Minute {
+		t.Errorf("decoded %+v", shape.Components)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -32,13 +33,49 @@ const maxFileSize = 1 << 20
 // When anything is wrong Load returns a nil *Config and a Problems error
 // listing every problem found: unknown keys, values of the wrong type, and
 // broken rules, each with its key and line. A file that cannot be read gives
-// a single Problem that unwraps to the *fs.PathError.
+// a single Problem that unwraps to the cause, so that
+// errors.Is(err, fs.ErrNotExist) reports a missing file.
 func Load(path string) (*Config, error) {
 	data, err := readFile(path)
 	if err != nil {
 		return nil, Problems{{File: path, Msg: err.Error(), cause: err}}
 	}
 	return decode(path, data)
+}
+
+// Check loads the file at path as Load does, and also checks what only
+// matters at start: that the certificate and key files, when named, can be
+// read. It returns nil or Problems. It is what `twotick check-config FILE`
+// runs.
+func Check(path string) error {
+	data, err := readFile(path)
+	if err != nil {
+		return Problems{{File: path, Msg: err.Error(), cause: err}}
+	}
+	c, err := decode(path, data)
+	if err != nil {
+		return err
+	}
+
+	var ps Problems
+	pos := keyPositions(data)
+	for _, f := range []struct{ key, name string }{
+		{"tls.cert_file", c.TLS.CertFile},
+		{"tls.key_file", c.TLS.KeyFile},
+	} {
+		if f.name == "" {
+			continue
+		}
+		if _, err := os.ReadFile(f.name); err != nil {
+			p := pos[f.key]
+			ps = append(ps, Problem{File: path, Key: f.key, Line: p.line, Column: p.col,
+				Msg: err.Error(), cause: err})
+		}
+	}
+	if len(ps) > 0 {
+		return ps
+	}
+	return nil
 }
 
 // decode is Load once the file is read: data, named file in problems, is
@@ -54,47 +91,28 @@ func decode(file string, data []byte) (*Config, error) {
 	return c, nil
 }
 
-// Check loads the file at path as Load does, and also checks what only
-// matters at start: that the certificate and key files, when named, can be
-// read. It returns nil or Problems. It is what `twotick check-config FILE`
-// runs.
-func Check(path string) error {
-	c, err := Load(path)
-	if err != nil {
-		return err
-	}
-	var ps Problems
-	for _, f := range []struct{ key, name string }{
-		{"tls.cert_file", c.TLS.CertFile},
-		{"tls.key_file", c.TLS.KeyFile},
-	} {
-		if f.name == "" {
-			continue
-		}
-		if _, err := os.ReadFile(f.name); err != nil {
-			ps = append(ps, Problem{File: path, Key: f.key, Msg: err.Error(), cause: err})
-		}
-	}
-	if len(ps) > 0 {
-		return ps
-	}
-	return nil
-}
-
+// readFile reads a configuration file. Its errors do not repeat the path,
+// which the Problem that carries them names first.
 func readFile(path string) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			return nil, fmt.Errorf("cannot open: %w", pe.Err)
+		}
 		return nil, err
 	}
 	defer f.Close()
 	data, err := io.ReadAll(io.LimitReader(f, maxFileSize+1))
 	if err != nil {
-		return nil, fmt.Errorf("reading %s: %w", path, err)
+		return nil, fmt.Errorf("reading: %w", err)
 	}
 	if len(data) > maxFileSize {
 		return nil, fmt.Errorf("larger than %d bytes: not a twotick configuration", maxFileSize)
 	}
-	return data, nil
+	// Some editors start a UTF-8 file with a byte order mark, which TOML
+	// does not allow; it is invisible, so it is dropped rather than reported.
+	return bytes.TrimPrefix(data, []byte("\uFEFF")), nil
 }
 
 // load decodes data, named file in problems, on top of Default and checks
