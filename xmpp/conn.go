@@ -507,6 +507,7 @@ func (c *conn) negotiateBind(feats *wire.Element) (*Session, error) {
 		wire.New(nsSM, "sm"),
 		wire.New(nsSession, "session").Add(wire.New(nsSession, "optional")),
 		wire.New(nsRosterVer, "ver"),
+		wire.New("urn:xmpp:features:pre-approval", "sub"),
 		wire.New(nsCaps, "c", "hash", "sha-1", "node", capsNode, "ver", capsVer()))
 	if err := c.writeElement(feats); err != nil {
 		return nil, err

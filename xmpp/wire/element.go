@@ -201,10 +201,17 @@ func (e *Element) String() string { return string(e.Bytes("")) }
 // differs from its parent's; namespaced attributes other than xml:* get
 // generated prefixes. Declarations in the original input are never copied,
 // so what is written is always well-formed and self-consistent.
+//
+// Elements in the streams namespace (features, error) are written with the
+// stream: prefix that every stream header declares, as clients expect.
 func (e *Element) Encode(b *bytes.Buffer, parentNS string) {
+	name := e.Name.Local
+	if e.Name.Space == NSStream {
+		name = "stream:" + name
+	}
 	b.WriteByte('<')
-	b.WriteString(e.Name.Local)
-	if e.Name.Space != parentNS {
+	b.WriteString(name)
+	if e.Name.Space != parentNS && e.Name.Space != NSStream {
 		b.WriteString(" xmlns='")
 		escape(b, e.Name.Space)
 		b.WriteByte('\'')
@@ -240,13 +247,17 @@ func (e *Element) Encode(b *bytes.Buffer, parentNS string) {
 	for _, n := range e.Nodes {
 		switch n := n.(type) {
 		case *Element:
-			n.Encode(b, e.Name.Space)
+			ns := e.Name.Space
+			if ns == NSStream {
+				ns = "" // children of stream elements always declare theirs
+			}
+			n.Encode(b, ns)
 		case string:
 			escape(b, n)
 		}
 	}
 	b.WriteString("</")
-	b.WriteString(e.Name.Local)
+	b.WriteString(name)
 	b.WriteByte('>')
 }
 
