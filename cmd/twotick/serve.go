@@ -80,7 +80,11 @@ func serve(ctx context.Context, cfg *conf.Config, logger *slog.Logger) error {
 		return err
 	}
 	accounts.OnChange = func(local string, c auth.Change) {
-		srv.CloseSessions(local, "not-authorized")
+		// A new password or a deleted account ends the sessions that
+		// logged in with the old credentials.
+		if c == auth.ChangePassword || c == auth.ChangeDeleted {
+			srv.CloseSessions(local, "not-authorized")
+		}
 	}
 	if err := srv.Listen(); err != nil {
 		return err
