@@ -58,9 +58,9 @@ import (
 	"testing"
 	"time"
 
+	"mellium.im/sasl"
 	mxmpp "mellium.im/xmpp"
 	"mellium.im/xmpp/jid"
-	"mellium.im/sasl"
 
 	"github.com/twotick/twotick/conf"
 	"github.com/twotick/twotick/offline"
@@ -697,7 +697,7 @@ func jidMatches(got, want string) bool {
 	return got == want || (!strings.Contains(want, "/") && strings.HasPrefix(got, want+"/"))
 }
 
-// rosterGet asks for the roster (with ver if not "-": "" sends ver='') and
+// rosterGet asks for the roster (with ver if not "-": "" sends ver=”) and
 // returns the result IQ.
 func (c *rawClient) rosterGet(t testing.TB, ver string) *wire.Element {
 	t.Helper()
