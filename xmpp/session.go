@@ -36,21 +36,22 @@ type Session struct {
 	resource string
 	log      *slog.Logger
 
-	mu       sync.Mutex // guards every field below
-	c        *conn      // nil while detached, waiting for resumption
-	pending  []outItem  // not yet written
-	writing  bool       // a flush goroutine owns c's writes
-	ended    bool
-	avail    bool
-	priority int
-	presence *wire.Element // the last available presence broadcast
-	initial  bool          // initial presence has been handled
-	loading  bool          // queued messages are being loaded
-	held     []outItem     // live queued messages that arrived while loading
-	loaded   int64         // highest queue id loaded at initial presence
-	roster   bool          // the client asked for the roster: it gets pushes
-	directed map[string]bool
-	sm       smState
+	mu         sync.Mutex // guards every field below
+	c          *conn      // nil while detached, waiting for resumption
+	pending    []outItem  // not yet written
+	writing    bool       // a flush goroutine owns c's writes
+	ended      bool
+	avail      bool
+	priority   int
+	presence   *wire.Element // the last available presence broadcast
+	initial    bool          // initial presence has been handled
+	loading    bool          // queued messages are being loaded
+	held       []outItem     // live queued messages that arrived while loading
+	pumpPaused bool          // the queue load waits for room
+	loaded     int64         // highest queue id loaded at initial presence
+	roster     bool          // the client asked for the roster: it gets pushes
+	directed   map[string]bool
+	sm         smState
 }
 
 func newSession(srv *Server, c *conn, full jid.JID) *Session {
@@ -131,6 +132,7 @@ func (s *Session) flush(c *conn) {
 		s.pending = nil
 		if len(batch) == 0 || s.c != c {
 			s.writing = false
+			s.resumePumpLocked()
 			s.mu.Unlock()
 			return
 		}

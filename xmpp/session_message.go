@@ -210,44 +210,84 @@ func (s *Session) deliverQueuedItem(it outItem) {
 	}
 }
 
-// loadQueue sends every queued message after initial presence (XEP-0160),
-// in the order sent, each with a XEP-0203 delay stamp.
-func (s *Session) loadQueue() {
-	s.mu.Lock()
-	s.loading = true
-	s.mu.Unlock()
+// pumpPage is the most queued messages loaded at once.
+const pumpPage = 500
 
+// loadQueue starts sending every queued message after initial presence
+// (XEP-0160), in the order sent, each with a XEP-0203 delay stamp. The
+// caller has set s.loading.
+func (s *Session) loadQueue() {
+	s.pumpQueue()
+}
+
+// pumpQueue sends queued messages page by page while the session has room:
+// the outgoing queue and, under stream management, the unacknowledged list
+// must stay within their limits, or a recipient with thousands of waiting
+// messages would be disconnected for having them. When room runs out it
+// pauses; the flush of written data and the client's acks resume it.
+//
+// Live queued messages that arrive meanwhile are held and sent after the
+// last page if the pages did not already include them.
+func (s *Session) pumpQueue() {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	var after int64
 	for {
-		batch, err := s.srv.deps.Queue.Pending(ctx, s.bare, after, 500)
+		s.mu.Lock()
+		if s.ended || s.c == nil && !s.sm.on {
+			s.pumpPaused = false
+			s.mu.Unlock()
+			return
+		}
+		room := s.srv.cfg.C2S.MaxOutgoingQueue - len(s.pending)
+		if s.sm.on {
+			room = min(room, s.srv.cfg.SM.MaxUnacked-len(s.sm.unacked))
+		}
+		room = min(room-room/4, pumpPage)
+		if room < min(pumpPage, 50) {
+			s.pumpPaused = true
+			s.mu.Unlock()
+			return
+		}
+		after := s.loaded
+		s.pumpPaused = false
+		s.mu.Unlock()
+
+		batch, err := s.srv.deps.Queue.Pending(ctx, s.bare, after, room)
 		if err != nil {
 			s.log.Error("loading queued messages failed", "err", err)
-			break
+			batch = nil
 		}
 		s.mu.Lock()
 		for _, m := range batch {
 			s.sendLocked(outItem{b: withDelay(m.Payload, s.srv.domain, m.Stamp),
 				stanza: true, queueID: m.ID, from: m.From, clientID: m.ClientID})
-			after = m.ID
+			s.loaded = m.ID
 		}
+		if len(batch) == room && err == nil {
+			s.mu.Unlock()
+			continue
+		}
+		// The last page: what arrived live while loading goes out now, in
+		// the atomic step that ends loading.
+		for _, it := range s.held {
+			if it.queueID > s.loaded {
+				s.sendLocked(it)
+				s.loaded = it.queueID
+			}
+		}
+		s.held = nil
+		s.loading = false
 		s.mu.Unlock()
-		if len(batch) < 500 {
-			break
-		}
+		return
 	}
+}
 
-	s.mu.Lock()
-	s.loaded = after
-	for _, it := range s.held {
-		if it.queueID > after {
-			s.sendLocked(it)
-		}
+// resumePump continues a paused queue load. Lock must be held.
+func (s *Session) resumePumpLocked() {
+	if s.pumpPaused && s.loading {
+		s.pumpPaused = false
+		go s.pumpQueue()
 	}
-	s.held = nil
-	s.loading = false
-	s.mu.Unlock()
 }
 
 // withDelay inserts a XEP-0203 <delay/> before the closing tag of a stored

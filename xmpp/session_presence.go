@@ -73,7 +73,12 @@ func (s *Session) broadcast(p *wire.Element) {
 		s.avail = true
 		s.priority = prio
 		s.presence = p
-		s.initial = true
+		if first {
+			// Loading starts with initial: a queued message that arrives
+			// from now on is held until the load has passed it.
+			s.initial = true
+			s.loading = true
+		}
 	}
 	s.mu.Unlock()
 

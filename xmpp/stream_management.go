@@ -155,6 +155,7 @@ func (s *Session) ack(h uint32) error {
 	done := s.sm.unacked[:n]
 	s.sm.unacked = append([]outItem(nil), s.sm.unacked[n:]...)
 	s.sm.hAcked = h
+	s.resumePumpLocked()
 	s.mu.Unlock()
 	s.purge(queueIDs(done))
 	return nil
