@@ -58,16 +58,61 @@ type Config struct {
 	// the working directory, not to the configuration file.
 	DataDir string `toml:"data_dir"`
 
-	Log      Log      `toml:"log"`
-	C2S      C2S      `toml:"c2s"`
-	TLS      TLS      `toml:"tls"`
-	Storage  Storage  `toml:"storage"`
-	Auth     Auth     `toml:"auth"`
-	Offline  Offline  `toml:"offline"`
-	SM       SM       `toml:"stream_management"`
-	Roster   Roster   `toml:"roster"`
-	Metrics  Metrics  `toml:"metrics"`
-	Shutdown Shutdown `toml:"shutdown"`
+	Log        Log        `toml:"log"`
+	C2S        C2S        `toml:"c2s"`
+	TLS        TLS        `toml:"tls"`
+	Storage    Storage    `toml:"storage"`
+	Auth       Auth       `toml:"auth"`
+	Offline    Offline    `toml:"offline"`
+	SM         SM         `toml:"stream_management"`
+	Roster     Roster     `toml:"roster"`
+	Metrics    Metrics    `toml:"metrics"`
+	Shutdown   Shutdown   `toml:"shutdown"`
+	Components Components `toml:"components"`
+	Push       Push       `toml:"push"`
+}
+
+// Components configures XEP-0114 external components: app servers for push
+// notifications, gateways and bot services that serve a domain of their own.
+type Components struct {
+	// Addr is the component listener (default "127.0.0.1:5347"; empty
+	// disables it). The protocol has no TLS: keep it on loopback or a
+	// private network, or the shared secrets can be sniffed.
+	Addr string `toml:"addr"`
+	// Service lists the components allowed to connect.
+	Service []Component `toml:"service"`
+}
+
+// Component is one external component.
+type Component struct {
+	// Domain is the component's domain, such as "push.example.net".
+	Domain string `toml:"domain"`
+	// Secret is the shared secret of the XEP-0114 handshake. Anyone who knows
+	// it can speak for the whole domain.
+	Secret string `toml:"secret" conf:"secret"`
+}
+
+// Push configures XEP-0357 push notifications.
+type Push struct {
+	// IncludeBody puts the last message body in notifications (default
+	// false). The app server, and the phone vendor's push service behind it,
+	// then read messages.
+	IncludeBody bool `toml:"include_body"`
+	// IncludeSender puts the last sender's JID in notifications (default
+	// false), revealing who talks to whom to the app server.
+	IncludeSender bool `toml:"include_sender"`
+	// MaxPerAccount caps the devices (app server and node pairs) of one
+	// account (default 5).
+	MaxPerAccount int `toml:"max_per_account"`
+	// MaxFailures disables a registration after this many error answers in a
+	// row from its app server; wait errors do not count (default 3).
+	MaxFailures int `toml:"max_failures"`
+	// Coalesce is the shortest time between two notifications for one
+	// account (default "2s"); messages in between are counted in the next.
+	Coalesce Duration `toml:"coalesce"`
+	// ResumeTimeout is the resumption window of a session that has push
+	// enabled (default "72h"), so that a sleeping phone keeps its session.
+	ResumeTimeout Duration `toml:"resume_timeout"`
 }
 
 // Log configures log/slog output on standard error.
@@ -231,8 +276,15 @@ func Default() *Config {
 			MaxResumeTimeout: Duration{time.Hour},
 			MaxUnacked:       5000,
 		},
-		Roster:   Roster{MaxItems: 1000},
-		Metrics:  Metrics{Addr: "127.0.0.1:9090"},
-		Shutdown: Shutdown{Timeout: Duration{10 * time.Second}},
+		Roster:     Roster{MaxItems: 1000},
+		Metrics:    Metrics{Addr: "127.0.0.1:9090"},
+		Shutdown:   Shutdown{Timeout: Duration{10 * time.Second}},
+		Components: Components{Addr: "127.0.0.1:5347"},
+		Push: Push{
+			MaxPerAccount: 5,
+			MaxFailures:   3,
+			Coalesce:      Duration{2 * time.Second},
+			ResumeTimeout: Duration{72 * time.Hour},
+		},
 	}
 }

@@ -58,7 +58,9 @@ func TestDocsListEverySetting(t *testing.T) {
 		}
 	}
 	for key := range rows {
-		if !known[key] {
+		// Keys of arrays of tables ([[components.service]]) have no
+		// default and so no entry in Settings; they are documented as [N].
+		if !known[key] && !strings.Contains(key, "[N]") {
 			t.Errorf("%s documents %s, which is not a setting", docsPath, key)
 		}
 	}

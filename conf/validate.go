@@ -85,6 +85,20 @@ func (c *Config) check(v *validator) {
 	v.addr("metrics.addr", c.Metrics.Addr)
 	v.duration("shutdown.timeout", c.Shutdown.Timeout)
 
+	v.addr("components.addr", c.Components.Addr)
+	for i, comp := range c.Components.Service {
+		key := fmt.Sprintf("components.service[%d]", i+1)
+		v.dnsName(key+".domain", strings.ToLower(comp.Domain))
+		v.nonEmpty(key+".secret", comp.Secret, "a long random string")
+	}
+
+	v.free("push.include_body")
+	v.free("push.include_sender")
+	v.count("push.max_per_account", c.Push.MaxPerAccount)
+	v.count("push.max_failures", c.Push.MaxFailures)
+	v.duration("push.coalesce", c.Push.Coalesce)
+	v.duration("push.resume_timeout", c.Push.ResumeTimeout)
+
 	c.checkTogether(v)
 }
 
