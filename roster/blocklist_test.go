@@ -1,0 +1,129 @@
+package roster
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"testing"
+)
+
+func openTestBlocklist(t *testing.T, max int) *Blocklist {
+	t.Helper()
+	b, err := OpenBlocklist(context.Background(), openTestDB(t), max)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestBlocklist(t *testing.T) {
+	ctx := context.Background()
+	steps := []struct {
+		name    string
+		op      func(b *Blocklist) ([]string, error)
+		changed []string // what the operation reports
+		list    []string // alice's list afterwards
+	}{
+		{"block two", func(b *Blocklist) ([]string, error) {
+			return b.Block(ctx, alice, []string{bob, bot})
+		}, []string{bob, bot}, []string{bob, bot}},
+		{"block again reports only new", func(b *Blocklist) ([]string, error) {
+			return b.Block(ctx, alice, []string{bob, "localhost"})
+		}, []string{"localhost"}, []string{bob, "localhost", bot}},
+		{"unblock one and an unknown", func(b *Blocklist) ([]string, error) {
+			return b.Unblock(ctx, alice, []string{bob, carol})
+		}, []string{bob}, []string{"localhost", bot}},
+		{"unblock all", func(b *Blocklist) ([]string, error) {
+			return b.UnblockAll(ctx, alice)
+		}, []string{"localhost", bot}, []string{}},
+	}
+	b := openTestBlocklist(t, 0)
+	for _, st := range steps {
+		t.Run(st.name, func(t *testing.T) {
+			got, err := st.op(b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(got, st.changed) {
+				t.Errorf("changed %v, want %v", got, st.changed)
+			}
+			list, err := b.List(ctx, alice)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(list, st.list) {
+				t.Errorf("list %v, want %v", list, st.list)
+			}
+		})
+	}
+}
+
+func TestBlocklistBlocksAndPersists(t *testing.T) {
+	ctx := context.Background()
+	db := openTestDB(t)
+	b, err := OpenBlocklist(ctx, db, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Load (and cache) the empty list first, so that the write must
+	// invalidate it.
+	if ok, err := b.Blocks(ctx, alice, bob); err != nil || ok {
+		t.Fatalf("Blocks before blocking = %v, %v", ok, err)
+	}
+	if _, err := b.Block(ctx, alice, []string{bob + "/phone"}); err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name  string
+		owner string
+		forms []string
+		want  bool
+	}{
+		{"the blocked full JID", alice, []string{bob + "/phone", bob}, true},
+		{"another resource", alice, []string{bob + "/desk", bob}, false},
+		{"the other direction", bob, []string{alice}, false},
+		{"an owner with no list", carol, []string{bob + "/phone"}, false},
+	}
+	// A second Blocklist over the same database has no cache: what it
+	// sees is what was stored.
+	reopened, err := OpenBlocklist(ctx, db, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			for _, bl := range []*Blocklist{b, reopened} {
+				got, err := bl.Blocks(ctx, c.owner, c.forms...)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got != c.want {
+					t.Errorf("Blocks = %v, want %v", got, c.want)
+				}
+			}
+		})
+	}
+}
+
+func TestBlocklistCap(t *testing.T) {
+	ctx := context.Background()
+	b := openTestBlocklist(t, 2)
+	if _, err := b.Block(ctx, alice, []string{bob}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := b.Block(ctx, alice, []string{carol, bot})
+	if !errors.Is(err, ErrTooManyBlocked) {
+		t.Fatalf("blocking past the cap: err = %v", err)
+	}
+	list, err := b.List(ctx, alice)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(list, []string{bob}) {
+		t.Fatalf("a refused block changed the list: %v", list)
+	}
+	// Blocking what is already blocked does not count twice.
+	if _, err := b.Block(ctx, alice, []string{bob, carol}); err != nil {
+		t.Fatalf("blocking up to the cap: %v", err)
+	}
+}
