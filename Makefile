@@ -30,8 +30,10 @@ FUZZTIME ?= 5s
 # -race: the server is all goroutines. The timeout is per package binary.
 GOTESTFLAGS ?= -count=1 -race -timeout=10m
 
-# A missing interoperability client fails the run instead of skipping.
+# A missing interoperability client fails the run instead of skipping,
+# and the server the clients talk to is built with the race detector.
 export TWOTICK_REQUIRE_INTEROP := 1
+export TWOTICK_INTEROP_RACE := 1
 
 # TWOTICK_INTEROP_OFFLINE=0 skips TestInteropOffline (cmd/twotick), the
 # offline delivery scenario of issue 3 (XEP-0198 + queue + receipts with
