@@ -162,6 +162,10 @@ func (c *conn) fail(err error) {
 	case errors.As(err, &se):
 	case errors.As(err, &we):
 		se = &streamErr{cond: we.Condition, text: we.Text}
+	case errors.Is(err, wire.ErrStreamEnd):
+		// The client gave up negotiating and closed its stream: close ours.
+		c.closeWithError(nil)
+		return
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, net.ErrClosed):
 		c.raw.Close()
 		return
@@ -269,7 +273,7 @@ func (c *conn) openStream() error {
 	c.streamID = randomID(12)
 	if err != nil {
 		var we *wire.StreamError
-		if errors.As(err, &we) {
+		if errors.As(err, &we) || isTimeout(err) {
 			// The error goes inside a stream of our own (RFC 6120 § 4.9.1.1).
 			c.write([]byte(streamHeader(c.srv.domain, c.streamID, "")))
 		}
@@ -505,6 +509,7 @@ func decodeSASL(s string) ([]byte, bool) {
 func (c *conn) negotiateBind(feats *wire.Element) (*Session, error) {
 	feats.Add(wire.New(nsBind, "bind"),
 		wire.New(nsSM, "sm"),
+		wire.New(nsCSI, "csi"),
 		wire.New(nsSession, "session").Add(wire.New(nsSession, "optional")),
 		wire.New(nsRosterVer, "ver"),
 		wire.New("urn:xmpp:features:pre-approval", "sub"),
