@@ -29,7 +29,8 @@ import (
 // Version is the software version reported by XEP-0092 and metrics.
 var Version = "0.1.0"
 
-// Deps are the stores and services the server runs on. All are required.
+// Deps are the stores and services the server runs on. All are required
+// except Book and Metrics.
 type Deps struct {
 	Accounts *auth.Store
 	SASL     *auth.Server
@@ -38,6 +39,10 @@ type Deps struct {
 	Queue    *offline.Queue
 	TLS      *tls.Config
 	Metrics  *Metrics
+	// Book keeps uploaded address books (contacts.go). nil disables
+	// contact discovery: api.<domain> and the sync-contacts command answer
+	// service-unavailable.
+	Book *roster.Book
 }
 
 // Server is a running XMPP server. Create it with New; Serve runs it until

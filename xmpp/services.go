@@ -28,7 +28,7 @@ const (
 // serverFeatures are the features the domain advertises (XEP-0030).
 var serverFeatures = []string{
 	nsDiscoInfo, nsDiscoItems, nsPing, nsVersion, nsTime, nsRoster, nsRosterVer,
-	nsSID, "msgoffline", "urn:xmpp:sm:3", nsSession,
+	nsSID, "msgoffline", "urn:xmpp:sm:3", nsSession, nsCommands,
 }
 
 type identity struct{ category, typ, name string }
@@ -48,6 +48,27 @@ func (srv *Server) discoInfo(node string) *wire.Element {
 		"type", serverIdentity.typ, "name", serverIdentity.name))
 	for _, f := range sortedFeatures() {
 		q.Add(wire.New(nsDiscoInfo, "feature", "var", f))
+	}
+	return q
+}
+
+// discoItems is the domain's disco#items (XEP-0030 § 4): the contact
+// discovery service when there is one, and under the commands node the
+// ad-hoc commands (XEP-0050 § 2.2).
+func (srv *Server) discoItems(node string) *wire.Element {
+	q := wire.New(nsDiscoItems, "query")
+	if node != "" {
+		q.Set("node", node)
+	}
+	if srv.deps.Book == nil {
+		return q
+	}
+	switch node {
+	case "":
+		q.Add(wire.New(nsDiscoItems, "item", "jid", srv.apiJID(), "name", "Contact discovery"))
+	case nsCommands:
+		q.Add(wire.New(nsDiscoItems, "item", "jid", srv.domain, "node", syncNode,
+			"name", syncName))
 	}
 	return q
 }

@@ -118,6 +118,12 @@ func (s *Session) handleIQ(iq *wire.Element) error {
 		}
 		return nil
 	}
+	if strings.EqualFold(to, s.srv.apiJID()) {
+		if typ == "get" || typ == "set" {
+			s.apiIQ(iq) // contacts.go
+		}
+		return nil
+	}
 	tj, err := jid.Parse(to)
 	if err != nil {
 		s.reply(iqError(iq, "modify", "jid-malformed", ""))
@@ -158,9 +164,15 @@ func (s *Session) serverIQ(iq *wire.Element) {
 	case nsRoster:
 		s.rosterIQ(iq, p)
 	case nsDiscoInfo:
+		if p.Get("node") == syncNode {
+			s.reply(iqResult(iq, s.srv.commandInfo()))
+			return
+		}
 		s.reply(iqResult(iq, s.srv.discoInfo(p.Get("node"))))
 	case nsDiscoItems:
-		s.reply(iqResult(iq, wire.New(nsDiscoItems, "query")))
+		s.reply(iqResult(iq, s.srv.discoItems(p.Get("node"))))
+	case nsCommands:
+		s.commandIQ(iq, p) // contacts_command.go
 	case nsPing:
 		s.reply(iqResult(iq, nil))
 	case nsVersion:
