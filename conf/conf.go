@@ -66,6 +66,7 @@ type Config struct {
 	Offline    Offline    `toml:"offline"`
 	SM         SM         `toml:"stream_management"`
 	Roster     Roster     `toml:"roster"`
+	Contacts   Contacts   `toml:"contacts"`
 	Metrics    Metrics    `toml:"metrics"`
 	Shutdown   Shutdown   `toml:"shutdown"`
 	Components Components `toml:"components"`
@@ -230,6 +231,20 @@ type Roster struct {
 	MaxItems int `toml:"max_items"`
 }
 
+// Contacts configures rosters from address books (docs/contacts.md).
+type Contacts struct {
+	// DailyLookupLimit is how many new distinct phone numbers one account
+	// may look up per UTC day (default 2048). Re-uploading the same book
+	// costs nothing. Higher lets a stolen account probe more numbers for
+	// who is registered; lower refuses large address books on their first
+	// upload.
+	DailyLookupLimit int `toml:"daily_lookup_limit"`
+	// HTTPAddr serves the HTTPS upload endpoint POST /contacts with the
+	// server's certificate (default "", disabled). It takes account
+	// passwords, so failed attempts count in the login throttle.
+	HTTPAddr string `toml:"http_addr"`
+}
+
 // Metrics configures the Prometheus listener.
 type Metrics struct {
 	// Addr serves /metrics and /health (default "127.0.0.1:9090"; empty
@@ -277,6 +292,7 @@ func Default() *Config {
 			MaxUnacked:       5000,
 		},
 		Roster:     Roster{MaxItems: 1000},
+		Contacts:   Contacts{DailyLookupLimit: 2048},
 		Metrics:    Metrics{Addr: "127.0.0.1:9090"},
 		Shutdown:   Shutdown{Timeout: Duration{10 * time.Second}},
 		Components: Components{Addr: "127.0.0.1:5347"},

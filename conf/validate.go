@@ -82,6 +82,8 @@ func (c *Config) check(v *validator) {
 	v.count("stream_management.max_unacked", c.SM.MaxUnacked)
 
 	v.count("roster.max_items", c.Roster.MaxItems)
+	v.count("contacts.daily_lookup_limit", c.Contacts.DailyLookupLimit)
+	v.addr("contacts.http_addr", c.Contacts.HTTPAddr)
 	v.addr("metrics.addr", c.Metrics.Addr)
 	v.duration("shutdown.timeout", c.Shutdown.Timeout)
 
@@ -116,8 +118,9 @@ func (c *Config) checkTogether(v *validator) {
 			c.C2S.MaxStanzaSize, c.C2S.PreAuthMaxStanzaSize),
 			"c2s.preauth_max_stanza_size", "c2s.max_stanza_size")
 	}
-	v.distinct([]string{"c2s.starttls_addr", "c2s.direct_tls_addr", "metrics.addr"},
-		c.C2S.STARTTLSAddr, c.C2S.DirectTLSAddr, c.Metrics.Addr)
+	v.distinct([]string{"c2s.starttls_addr", "c2s.direct_tls_addr", "metrics.addr",
+		"contacts.http_addr"},
+		c.C2S.STARTTLSAddr, c.C2S.DirectTLSAddr, c.Metrics.Addr, c.Contacts.HTTPAddr)
 	if c.C2S.AllowPlaintextLoopback && !isLoopbackAddr(c.C2S.STARTTLSAddr) {
 		v.addAt(fmt.Sprintf("has no effect: c2s.starttls_addr %q is not a loopback "+
 			"address such as \"127.0.0.1:5222\"", c.C2S.STARTTLSAddr),
