@@ -422,7 +422,8 @@ func (c *Codes) finish(ctx context.Context, tx *sql.Tx, stmt, number string) err
 // the gateway could not send the code, so that no code is left that nobody
 // received. The request still counts against the limits.
 func (c *Codes) Discard(ctx context.Context, number string) error {
-	if _, err := c.db.ExecContext(ctx, `DELETE FROM register_codes WHERE number = ?`, number); err != nil {
+	_, err := c.db.ExecContext(ctx, `DELETE FROM register_codes WHERE number = ?`, number)
+	if err != nil {
 		return fmt.Errorf("discarding code for %s: %w", number, err)
 	}
 	return nil

@@ -409,3 +409,30 @@ func TestAddressKey(t *testing.T) {
 		t.Fatalf("AddressKey(invalid) = %q", got)
 	}
 }
+
+// BenchmarkRequestVerify measures one code's storage cost: a request (limit
+// checks, records, the code) and its verification, each one transaction.
+func BenchmarkRequestVerify(b *testing.B) {
+	db, err := storage.Open(context.Background(), filepath.Join(b.TempDir(), "db"), "normal")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	off := Limit{Max: -1}
+	c, err := OpenCodes(context.Background(), db, Options{NumberShort: off, NumberLong: off,
+		AddressShort: off, AddressLong: off, Global: Limit{Max: 1 << 30, Window: time.Hour}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	for i := 0; b.Loop(); i++ {
+		n := fmt.Sprintf("+1202555%04d", i%10000)
+		res, err := c.Request(ctx, n, addrA, "")
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := c.Verify(ctx, n, res.Code); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -226,7 +226,8 @@ func TestErrorElement(t *testing.T) {
 			}
 		})
 	}
-	if text := ErrorElement(ErrWrongCode, "de").ChildText(wire.NSStanzas, "text"); !strings.Contains(text, "falsch") {
+	text := ErrorElement(ErrWrongCode, "de").ChildText(wire.NSStanzas, "text")
+	if !strings.Contains(text, "falsch") {
 		t.Fatalf("German text = %q", text)
 	}
 }

@@ -109,13 +109,15 @@ func TestHTTPFlow(t *testing.T) {
 	if st != http.StatusUnauthorized {
 		t.Fatalf("wrong code: %d, want 401", st)
 	}
-	if st, _ := h.do(t, "POST", "/password", quicksyAuth(n, code), "first password"); st != http.StatusCreated {
+	st, _ = h.do(t, "POST", "/password", quicksyAuth(n, code), "first password")
+	if st != http.StatusCreated {
 		t.Fatalf("right code: %d, want 201", st)
 	}
 	if a, err := h.accounts.Lookup(ctx, n); err != nil || a.Kind != auth.KindPhone {
 		t.Fatalf("account after 201: %+v, %v", a, err)
 	}
-	if st, _ := h.do(t, "POST", "/password", quicksyAuth(n, code), "again password"); st != http.StatusNotFound {
+	st, _ = h.do(t, "POST", "/password", quicksyAuth(n, code), "again password")
+	if st != http.StatusNotFound {
 		t.Fatalf("used code: %d, want 404", st)
 	}
 
@@ -210,7 +212,8 @@ func TestHTTPErrors(t *testing.T) {
 		{"short password keeps the code", func(t *testing.T, h *harness) (int, string) {
 			h.do(t, "GET", "/authentication/"+n, "", "")
 			code := h.code(t, n)
-			if st, _ := h.do(t, "POST", "/password", quicksyAuth(n, code), "short"); st != http.StatusBadRequest {
+			st, _ := h.do(t, "POST", "/password", quicksyAuth(n, code), "short")
+			if st != http.StatusBadRequest {
 				t.Fatalf("short password: %d, want 400", st)
 			}
 			return h.do(t, "POST", "/password", quicksyAuth(n, code), "long enough")

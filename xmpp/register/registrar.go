@@ -14,9 +14,9 @@ import (
 
 // Errors returned by the Registrar besides those of Codes.
 var (
-	// ErrInvalidNumber wraps roster.ErrInvalidNumber for a number that
-	// cannot be read.
-	ErrInvalidNumber = fmt.Errorf("registration: %w", roster.ErrInvalidNumber)
+	// ErrInvalidNumber is roster.ErrInvalidNumber: a number that cannot be
+	// read or is not in use in any region.
+	ErrInvalidNumber = roster.ErrInvalidNumber
 	// ErrBadPassword means the new password is too short or too long; the
 	// error is a *PasswordError.
 	ErrBadPassword = errors.New("unacceptable password")
@@ -95,7 +95,7 @@ func (r *Registrar) Normalize(number string) (string, error) {
 	}
 	e164, err := roster.ParsePhone(number, region)
 	if err != nil {
-		return "", fmt.Errorf("%w: %w", ErrInvalidNumber, err)
+		return "", fmt.Errorf("registering: %w", err)
 	}
 	return e164, nil
 }
