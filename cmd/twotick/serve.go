@@ -49,6 +49,8 @@ func serve(ctx context.Context, cfg *conf.Config, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	book := roster.NewBook(rosters, xmpp.AccountDirectory{Accounts: accounts}, cfg.Domain,
+		cfg.Contacts.DailyLookupLimit)
 	queue, err := offline.Open(ctx, db, offline.Options{
 		MaxAge:      cfg.Offline.MaxAge.Duration,
 		MaxPerUser:  cfg.Offline.MaxPerUser,
@@ -75,6 +77,7 @@ func serve(ctx context.Context, cfg *conf.Config, logger *slog.Logger) error {
 		Queue:    queue,
 		TLS:      tlsConf,
 		Metrics:  xmpp.NewMetrics(reg),
+		Book:     book,
 	}, logger)
 	if err != nil {
 		return err
@@ -85,9 +88,23 @@ func serve(ctx context.Context, cfg *conf.Config, logger *slog.Logger) error {
 		if c == auth.ChangePassword || c == auth.ChangeDeleted {
 			srv.CloseSessions(local, "not-authorized")
 		}
+		// A phone account joins or leaves the rosters of the books that
+		// hold its number.
+		srv.AccountChanged(local, c)
 	}
 	if err := srv.Listen(); err != nil {
 		return err
+	}
+	if cfg.Contacts.HTTPAddr != "" {
+		contactsHTTP, err := srv.ListenContactsHTTP(cfg.Contacts.HTTPAddr)
+		if err != nil {
+			return err
+		}
+		defer func() {
+			sctx, cancel := context.WithTimeout(context.Background(), cfg.Shutdown.Timeout.Duration)
+			defer cancel()
+			contactsHTTP.Shutdown(sctx)
+		}()
 	}
 	stopHTTP, err := serveMetrics(cfg.Metrics.Addr, reg, srv, logger)
 	if err != nil {
