@@ -243,7 +243,8 @@ func (s *Session) pumpQueue() {
 			room = min(room, s.srv.cfg.SM.MaxUnacked-len(s.sm.unacked))
 		}
 		room = min(room-room/4, pumpPage)
-		if room < min(pumpPage, 50) {
+		// A small c2s.max_outgoing_queue allows pages under 50, or none.
+		if room < min(pumpPage, 50, max(1, s.srv.cfg.C2S.MaxOutgoingQueue/4)) {
 			s.pumpPaused = true
 			s.mu.Unlock()
 			return
