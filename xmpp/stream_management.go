@@ -167,7 +167,13 @@ func (s *Session) detachLocked() {
 	s.c = nil
 	s.pending = nil
 	s.writing = false
-	s.sm.timer = time.AfterFunc(s.sm.max, func() {
+	wait := s.sm.max
+	if s.pushOn {
+		// A phone with push enabled sleeps; its session waits for it
+		// longer (XEP-0357 § 7), and notifications wake it meanwhile.
+		wait = max(wait, s.srv.cfg.Push.ResumeTimeout.Duration)
+	}
+	s.sm.timer = time.AfterFunc(wait, func() {
 		s.mu.Lock()
 		expired := s.c == nil && !s.sm.resumes
 		s.mu.Unlock()
@@ -221,7 +227,7 @@ func (c *conn) resume(el *wire.Element) (*Session, error) {
 	}
 	s.mu.Lock()
 	s.c = c
-	s.log = c.log
+	// s.log stays the first connection's: it is read without the lock.
 	s.pending = nil
 	resumed := wire.New(nsSM, "resumed", "previd", s.sm.id,
 		"h", strconv.FormatUint(uint64(s.sm.hIn), 10))
