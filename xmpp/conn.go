@@ -221,6 +221,9 @@ func (c *conn) closeWithError(se *streamErr) {
 			se.element().Encode(&b, wire.NSClient)
 		}
 		b.WriteString("</stream:stream>")
+		// A write blocked on a client that does not read holds wmu for
+		// up to 30 s; cut it short so that the connection closes now.
+		c.nc.SetWriteDeadline(time.Now().Add(2 * time.Second))
 		c.wmu.Lock()
 		c.nc.SetWriteDeadline(time.Now().Add(2 * time.Second))
 		c.nc.Write(b.Bytes())
