@@ -43,6 +43,9 @@ type Deps struct {
 	// contact discovery: api.<domain> and the sync-contacts command answer
 	// service-unavailable.
 	Book *roster.Book
+	// Blocklist keeps XEP-0191 blocklists; nil opens one over the Roster
+	// store's database with the default cap.
+	Blocklist *roster.Blocklist
 }
 
 // Server is a running XMPP server. Create it with New; Serve runs it until
@@ -72,6 +75,13 @@ func New(cfg *conf.Config, deps Deps, logger *slog.Logger) (*Server, error) {
 	}
 	if deps.Metrics == nil {
 		deps.Metrics = NewMetrics(nil)
+	}
+	if deps.Blocklist == nil {
+		bl, err := deps.Roster.OpenBlocklist(context.Background())
+		if err != nil {
+			return nil, err
+		}
+		deps.Blocklist = bl
 	}
 	s := &Server{
 		cfg:    cfg,

@@ -52,6 +52,9 @@ type Session struct {
 	roster     bool          // the client asked for the roster: it gets pushes
 	directed   map[string]bool
 	sm         smState
+	blocklist  bool     // the client asked for the blocklist: it gets pushes
+	carbons    bool     // XEP-0280 carbons are enabled
+	csi        csiState // XEP-0352 client state (csi.go)
 }
 
 func newSession(srv *Server, c *conn, full jid.JID) *Session {
@@ -91,6 +94,9 @@ func (s *Session) send(it outItem) {
 func (s *Session) sendLocked(it outItem) {
 	if s.ended {
 		return
+	}
+	if it.stanza && s.csi.inactive && s.csiHoldLocked(it) {
+		return // not sent yet, so not counted: csi.go
 	}
 	if it.stanza {
 		s.srv.deps.Metrics.stanzasOut.WithLabelValues(stanzaKind(it.b)).Inc()
@@ -186,6 +192,7 @@ func (s *Session) purge(ids []int64) {
 // readLoop reads and handles the client's elements until the connection
 // ends.
 func (s *Session) readLoop(c *conn) {
+	s.csiActive() // a new or resumed stream starts active (XEP-0352 § 5)
 	for {
 		el, err := c.rd.Next()
 		if err != nil {
@@ -201,6 +208,9 @@ func (s *Session) readLoop(c *conn) {
 
 // handle dispatches one top-level element from the client.
 func (s *Session) handle(el *wire.Element) error {
+	if el.Name.Space == nsCSI {
+		return s.handleCSI(el)
+	}
 	if el.Name.Space == nsSM {
 		return s.handleSM(el)
 	}

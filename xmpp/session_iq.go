@@ -129,6 +129,9 @@ func (s *Session) handleIQ(iq *wire.Element) error {
 		s.reply(iqError(iq, "modify", "jid-malformed", ""))
 		return nil
 	}
+	if tj.Domainpart() == s.srv.domain && s.refuseBlocked(iq, tj) {
+		return nil // XEP-0191 § 3.3
+	}
 	switch {
 	case tj.Domainpart() != s.srv.domain:
 		if typ == "get" || typ == "set" {
@@ -173,6 +176,10 @@ func (s *Session) serverIQ(iq *wire.Element) {
 		s.reply(iqResult(iq, s.srv.discoItems(p.Get("node"))))
 	case nsCommands:
 		s.commandIQ(iq, p) // contacts_command.go
+	case nsBlocking:
+		s.blockingIQ(iq, p)
+	case nsCarbons:
+		s.carbonsIQ(iq, p)
 	case nsPing:
 		s.reply(iqResult(iq, nil))
 	case nsVersion:
@@ -205,6 +212,10 @@ func (s *Session) accountIQ(iq *wire.Element, own bool) {
 		s.reply(iqResult(iq, wire.New(nsDiscoItems, "query")))
 	case p.Name.Space == nsPing && own:
 		s.reply(iqResult(iq, nil))
+	case p.Name.Space == nsBlocking && own:
+		s.blockingIQ(iq, p)
+	case p.Name.Space == nsCarbons && own:
+		s.carbonsIQ(iq, p)
 	default:
 		s.reply(iqError(iq, "cancel", "service-unavailable", ""))
 	}

@@ -104,6 +104,9 @@ func (s *Session) handleMessage(msg *wire.Element) error {
 		}
 		return nil
 	}
+	if s.refuseBlocked(msg, tj) {
+		return nil // XEP-0191 § 3.3
+	}
 	if typ == "groupchat" {
 		s.reply(stanzaError(msg, "cancel", "service-unavailable", ""))
 		return nil
@@ -155,9 +158,11 @@ func (s *Session) queueAndDeliver(msg *wire.Element, to jid.JID) error {
 // sessions now, or drops it.
 func (srv *Server) deliverLive(msg *wire.Element, to jid.JID) {
 	b := msg.Bytes(wire.NSClient)
-	for _, sess := range srv.messageTargets(to, msg.Get("type")) {
+	targets := srv.messageTargets(to, msg.Get("type"))
+	for _, sess := range targets {
 		sess.send(outItem{b: b, stanza: true})
 	}
+	srv.carbonCopies(msg, to, targets)
 }
 
 // messageTargets applies RFC 6121 § 8.5.2 and § 8.5.3: a full JID reaches
@@ -187,9 +192,11 @@ func (srv *Server) messageTargets(to jid.JID, typ string) []*Session {
 // have loaded their queue; the others get it from the queue when they do.
 func (srv *Server) deliverQueued(m *offline.Message, to jid.JID) {
 	it := outItem{b: m.Payload, stanza: true, queueID: m.ID, from: m.From, clientID: m.ClientID}
-	for _, sess := range srv.messageTargets(to, "chat") {
+	targets := srv.messageTargets(to, "chat")
+	for _, sess := range targets {
 		sess.deliverQueuedItem(it)
 	}
+	srv.carbonCopiesOf(m.Payload, to, targets)
 }
 
 // deliverQueuedItem sends a queued message unless the session is loading

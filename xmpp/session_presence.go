@@ -28,6 +28,9 @@ func (s *Session) handlePresence(p *wire.Element) error {
 			s.reply(stanzaError(p, "modify", "jid-malformed", ""))
 			return nil
 		}
+		if s.refuseBlockedPresence(p, tj) {
+			return nil // XEP-0191 § 3.3
+		}
 		s.srv.subscription(typ, s.bare, tj.Bare().String(), p)
 		return nil
 	case "probe":
@@ -48,6 +51,9 @@ func (s *Session) handlePresence(p *wire.Element) error {
 	if err != nil {
 		s.reply(stanzaError(p, "modify", "jid-malformed", ""))
 		return nil
+	}
+	if s.refuseBlockedPresence(p, tj) {
+		return nil // XEP-0191 § 3.3
 	}
 	s.directedPresence(p, tj)
 	return nil
@@ -103,7 +109,9 @@ func (s *Session) broadcastPresence(p *wire.Element, toSubscribers bool, directe
 		for _, c := range subs {
 			sent[c] = true
 			for _, sess := range s.srv.router.available(c) {
-				sess.send(outItem{b: b, stanza: true})
+				if !s.srv.blockedBetween(s.jid, sess.jid) {
+					sess.send(outItem{b: b, stanza: true})
+				}
 			}
 		}
 		for _, sess := range s.srv.router.available(s.bare) {
@@ -117,7 +125,7 @@ func (s *Session) broadcastPresence(p *wire.Element, toSubscribers bool, directe
 			continue
 		}
 		tj, err := jid.Parse(to)
-		if err != nil {
+		if err != nil || s.srv.blockedBetween(s.jid, tj) {
 			continue
 		}
 		s.srv.routePresence(b, tj)
@@ -137,7 +145,7 @@ func (s *Session) initialPresence() {
 	// Probes are answered locally: every account lives on this server.
 	for _, c := range append(subs, s.bare) {
 		for _, sess := range s.srv.router.available(c) {
-			if sess == s {
+			if sess == s || s.srv.blockedBetween(s.jid, sess.jid) {
 				continue
 			}
 			if pb := sess.currentPresence(); pb != nil {
@@ -150,6 +158,9 @@ func (s *Session) initialPresence() {
 		s.log.Error("loading pending subscriptions failed", "err", err)
 	}
 	for _, pr := range pending {
+		if pj, err := jid.Parse(pr.JID); err != nil || s.srv.blocks(s.bare, pj) {
+			continue
+		}
 		sub := wire.New(wire.NSClient, "presence", "type", "subscribe", "from", pr.JID, "to", s.bare)
 		if pr.Status != "" {
 			sub.AddText(wire.NSClient, "status", pr.Status)
@@ -295,7 +306,7 @@ func (srv *Server) applyChange(owner, contact string, ch roster.Change) {
 				b = wire.New(wire.NSClient, "presence", "type", "unavailable",
 					"from", sess.full, "to", contact).Bytes(wire.NSClient)
 			}
-			if b != nil {
+			if b != nil && !srv.blockedBetween(sess.jid, cj) {
 				srv.routePresence(b, cj)
 			}
 		}
