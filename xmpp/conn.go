@@ -512,6 +512,7 @@ func decodeSASL(s string) ([]byte, bool) {
 func (c *conn) negotiateBind(feats *wire.Element) (*Session, error) {
 	feats.Add(wire.New(nsBind, "bind"),
 		wire.New(nsSM, "sm"),
+		wire.New(nsCSI, "csi"),
 		wire.New(nsSession, "session").Add(wire.New(nsSession, "optional")),
 		wire.New(nsRosterVer, "ver"),
 		wire.New("urn:xmpp:features:pre-approval", "sub"),

@@ -167,6 +167,7 @@ func newTestServer(t testing.TB, opts ...func(*conf.Config)) *testServer {
 		Queue:    queue,
 		TLS:      tlsConf,
 		Metrics:  NewMetrics(nil),
+		DB:       db,
 	}
 	srv, err := New(cfg, deps, logger)
 	if err != nil {
@@ -174,6 +175,9 @@ func newTestServer(t testing.TB, opts ...func(*conf.Config)) *testServer {
 	}
 	accounts.OnChange = func(local string, c auth.Change) {
 		srv.CloseSessions(local, "not-authorized")
+	}
+	if err := srv.ListenComponents(); err != nil {
+		t.Fatal(err)
 	}
 	if err := srv.Listen(); err != nil {
 		t.Fatal(err)

@@ -12,6 +12,7 @@ package xmpp
 import (
 	"context"
 	"crypto/tls"
+	"database/sql"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -43,6 +44,8 @@ type Deps struct {
 	// contact discovery: api.<domain> and the sync-contacts command answer
 	// service-unavailable.
 	Book *roster.Book
+	// DB holds the push registrations (XEP-0357); nil disables push.
+	DB *sql.DB
 	// Blocklist keeps XEP-0191 blocklists; nil opens one over the Roster
 	// store's database with the default cap.
 	Blocklist *roster.Blocklist
@@ -57,11 +60,14 @@ type Server struct {
 	deps   Deps
 	router *router
 	sm     *smRegistry
+	comps  componentRegistry
+	push   *pushService
 
 	wg sync.WaitGroup // every connection goroutine
 
 	mu        sync.Mutex // guards the fields below
 	listeners []net.Listener
+	compLn    net.Listener // the XEP-0114 listener, or nil
 	conns     map[*conn]struct{}
 	unauth    map[netip.Addr]int // unauthenticated connections per address
 	closing   bool
@@ -93,6 +99,14 @@ func New(cfg *conf.Config, deps Deps, logger *slog.Logger) (*Server, error) {
 		unauth: make(map[netip.Addr]int),
 	}
 	s.sm = newSMRegistry()
+	s.comps.conns = make(map[string]*component)
+	if deps.DB != nil {
+		p, err := newPushService(s, deps.DB)
+		if err != nil {
+			return nil, err
+		}
+		s.push = p
+	}
 	return s, nil
 }
 
@@ -161,6 +175,16 @@ func (s *Server) Serve(ctx context.Context) error {
 			s.acceptLoop(ln)
 		}(ln.(*c2sListener))
 	}
+	s.mu.Lock()
+	compLn := s.compLn
+	s.mu.Unlock()
+	if compLn != nil {
+		acceptWG.Add(1)
+		go func() {
+			defer acceptWG.Done()
+			s.acceptComponents(compLn)
+		}()
+	}
 	<-ctx.Done()
 	s.closeListeners()
 	acceptWG.Wait()
@@ -175,6 +199,9 @@ func (s *Server) closeListeners() {
 	defer s.mu.Unlock()
 	for _, ln := range s.listeners {
 		ln.Close()
+	}
+	if s.compLn != nil {
+		s.compLn.Close()
 	}
 }
 
@@ -225,6 +252,11 @@ func (s *Server) shutdown(ctx context.Context) error {
 		c.closeWithError(&streamErr{cond: "system-shutdown"})
 	}
 	s.sm.closeAll()
+	s.comps.mu.RLock()
+	for _, c := range s.comps.conns {
+		c.closeWith(&streamErr{cond: "system-shutdown"})
+	}
+	s.comps.mu.RUnlock()
 
 	done := make(chan struct{})
 	go func() {

@@ -79,6 +79,7 @@ func accountDiscoInfo() *wire.Element {
 	q := wire.New(nsDiscoInfo, "query")
 	q.Add(wire.New(nsDiscoInfo, "identity", "category", "account", "type", "registered"))
 	q.Add(wire.New(nsDiscoInfo, "feature", "var", nsDiscoInfo))
+	q.Add(wire.New(nsDiscoInfo, "feature", "var", nsPush))
 	return q
 }
 

@@ -48,6 +48,7 @@ type Session struct {
 	loading    bool          // queued messages are being loaded
 	held       []outItem     // live queued messages that arrived while loading
 	pumpPaused bool          // the queue load waits for room
+	pushOn     bool          // the client enabled push (XEP-0357)
 	loaded     int64         // highest queue id loaded at initial presence
 	roster     bool          // the client asked for the roster: it gets pushes
 	directed   map[string]bool

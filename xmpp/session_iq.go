@@ -132,7 +132,10 @@ func (s *Session) handleIQ(iq *wire.Element) error {
 	if tj.Domainpart() == s.srv.domain && s.refuseBlocked(iq, tj) {
 		return nil // XEP-0191 § 3.3
 	}
+	comp := s.srv.comps.get(tj.Domainpart())
 	switch {
+	case comp != nil:
+		comp.send(iq.Bytes(wire.NSClient))
 	case tj.Domainpart() != s.srv.domain:
 		if typ == "get" || typ == "set" {
 			s.reply(iqError(iq, "cancel", "remote-server-not-found", "this server does not federate"))
@@ -182,6 +185,10 @@ func (s *Session) serverIQ(iq *wire.Element) {
 		s.carbonsIQ(iq, p)
 	case nsPing:
 		s.reply(iqResult(iq, nil))
+	case nsPush:
+		// Clients send enable and disable without 'to': the account
+		// answers them (XEP-0357 § 5).
+		s.pushIQ(iq, p)
 	case nsVersion:
 		s.reply(iqResult(iq, versionPayload()))
 	case nsTime:
@@ -216,6 +223,8 @@ func (s *Session) accountIQ(iq *wire.Element, own bool) {
 		s.blockingIQ(iq, p)
 	case p.Name.Space == nsCarbons && own:
 		s.carbonsIQ(iq, p)
+	case p.Name.Space == nsPush && own:
+		s.pushIQ(iq, p)
 	default:
 		s.reply(iqError(iq, "cancel", "service-unavailable", ""))
 	}

@@ -183,7 +183,8 @@ func (s *Session) currentPresence() []byte {
 // directedPresence sends presence to one JID (RFC 6121 § 4.6) and
 // remembers it, so that the JID learns when the user goes offline.
 func (s *Session) directedPresence(p *wire.Element, to jid.JID) {
-	if to.Domainpart() != s.srv.domain {
+	comp := s.srv.comps.get(to.Domainpart())
+	if to.Domainpart() != s.srv.domain && comp == nil {
 		s.reply(stanzaError(p, "cancel", "remote-server-not-found", "this server does not federate"))
 		return
 	}
@@ -198,6 +199,10 @@ func (s *Session) directedPresence(p *wire.Element, to jid.JID) {
 			s.directed[to.String()] = true
 		}
 		s.mu.Unlock()
+	}
+	if comp != nil {
+		comp.send(p.Bytes(wire.NSClient))
+		return
 	}
 	s.srv.routePresence(p.Bytes(wire.NSClient), to)
 }
@@ -240,14 +245,32 @@ func (srv *Server) subscription(typ, user, contact string, orig *wire.Element) {
 		srv.log.Error("subscription change failed", "err", err, "jid", user)
 		return
 	}
+	// The user's presence follows the stanza that caused it (RFC 6121
+	// § 3.1.5, § 3.2.2): a client that sees presence before 'subscribed'
+	// may drop it as coming from someone it is not subscribed to.
+	presence := roster.Change{SendPresence: out.SendPresence, SendUnavailable: out.SendUnavailable}
+	out.SendPresence, out.SendUnavailable = false, false
 	srv.applyChange(user, contact, out)
+	defer srv.applyChange(user, contact, presence)
 	if !out.Deliver {
 		return
 	}
 	if !srv.accountExists(contact) {
 		if typ == "subscribe" {
-			// RFC 6121 § 3.1.3: no such contact; the request is refused.
-			srv.subscription("unsubscribed", contact, user, nil)
+			// RFC 6121 § 3.1.3: no such contact; the request is refused
+			// as if the contact had answered unsubscribed. The missing
+			// account has no roster to update: only the user's side changes.
+			in, err := r.InboundUnsubscribed(ctx, contact, user)
+			if err != nil {
+				srv.log.Error("subscription change failed", "err", err, "jid", user)
+				return
+			}
+			srv.applyChange(user, contact, in)
+			b := wire.New(wire.NSClient, "presence", "type", "unsubscribed",
+				"from", contact, "to", user).Bytes(wire.NSClient)
+			for _, sess := range srv.router.available(user) {
+				sess.send(outItem{b: b, stanza: true})
+			}
 		}
 		return
 	}

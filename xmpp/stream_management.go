@@ -167,7 +167,13 @@ func (s *Session) detachLocked() {
 	s.c = nil
 	s.pending = nil
 	s.writing = false
-	s.sm.timer = time.AfterFunc(s.sm.max, func() {
+	wait := s.sm.max
+	if s.pushOn {
+		// A phone with push enabled sleeps; its session waits for it
+		// longer (XEP-0357 § 7), and notifications wake it meanwhile.
+		wait = max(wait, s.srv.cfg.Push.ResumeTimeout.Duration)
+	}
+	s.sm.timer = time.AfterFunc(wait, func() {
 		s.mu.Lock()
 		expired := s.c == nil && !s.sm.resumes
 		s.mu.Unlock()

@@ -78,6 +78,7 @@ func serve(ctx context.Context, cfg *conf.Config, logger *slog.Logger) error {
 		TLS:      tlsConf,
 		Metrics:  xmpp.NewMetrics(reg),
 		Book:     book,
+		DB:       db,
 	}, logger)
 	if err != nil {
 		return err
@@ -93,6 +94,9 @@ func serve(ctx context.Context, cfg *conf.Config, logger *slog.Logger) error {
 		srv.AccountChanged(local, c)
 	}
 	if err := srv.Listen(); err != nil {
+		return err
+	}
+	if err := srv.ListenComponents(); err != nil {
 		return err
 	}
 	if cfg.Contacts.HTTPAddr != "" {
