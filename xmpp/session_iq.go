@@ -140,6 +140,11 @@ func (s *Session) handleIQ(iq *wire.Element) error {
 		if typ == "get" || typ == "set" {
 			s.reply(iqError(iq, "cancel", "remote-server-not-found", "this server does not federate"))
 		}
+	case tj.Resourcepart() != "" && typ == "set" && iq.Children()[0].Name.Space == nsRoster:
+		// Only the server sends roster pushes (RFC 6121 § 2.1.6); relaying
+		// a client's would let it edit, in a careless client, another
+		// user's roster (RFC 6121 § 2.3.3: forbidden).
+		s.reply(iqError(iq, "auth", "forbidden", "only the server sends roster pushes"))
 	case tj.Resourcepart() != "":
 		target := s.srv.router.session(tj.Bare().String(), tj.Resourcepart())
 		if target == nil {
