@@ -133,7 +133,7 @@ func syncSummary(entries int, res roster.SyncResult) string {
 	msg := fmt.Sprintf("%d of %d numbers have an account and are in your roster.",
 		len(res.Matches)-res.OverCap, entries)
 	if res.Skipped > 0 {
-		msg += fmt.Sprintf(" %d lines were not phone numbers and were skipped.", res.Skipped)
+		msg += fmt.Sprintf(" Skipped %d entries that are not phone numbers.", res.Skipped)
 	}
 	if res.OverCap > 0 {
 		msg += fmt.Sprintf(" %d contacts were left out because your roster is full.", res.OverCap)

@@ -239,7 +239,7 @@ func TestSyncContactsCommand(t *testing.T) {
 		t.Fatalf("complete: %s", res)
 	}
 	note := cmd.ChildText(nsCommands, "note")
-	if !strings.Contains(note, "2 of 4") || !strings.Contains(note, "1 lines") {
+	if !strings.Contains(note, "2 of 4") || !strings.Contains(note, "Skipped 1 ") {
 		t.Errorf("note %q does not count 2 of 4 matches and 1 skipped line", note)
 	}
 	alice.expect(t, func(el *wire.Element) bool {
