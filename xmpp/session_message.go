@@ -87,6 +87,10 @@ func (s *Session) handleMessage(msg *wire.Element) error {
 	stripForged(msg)
 	receipts.Sanitize(msg)
 	if tj.Domainpart() != s.srv.domain {
+		if comp := s.srv.comps.get(tj.Domainpart()); comp != nil {
+			comp.send(msg.Bytes(wire.NSClient))
+			return nil
+		}
 		s.reply(stanzaError(msg, "cancel", "remote-server-not-found",
 			"this server does not federate"))
 		return nil
@@ -125,33 +129,10 @@ func (s *Session) handleMessage(msg *wire.Element) error {
 // caller counts the stanza as handled (and so covered by the sender's next
 // <a/>) only after this returns: the single check.
 func (s *Session) queueAndDeliver(msg *wire.Element, to jid.JID) error {
-	bare := to.Bare().String()
-	sid := randomID(12)
-	msg.Add(wire.New(nsSID, "stanza-id", "id", sid, "by", bare))
-	m := &offline.Message{
-		To:       bare,
-		From:     s.bare,
-		ClientID: msg.Get("id"),
-		StanzaID: sid,
-		Stamp:    time.Now().UTC(),
-		Payload:  msg.Bytes(wire.NSClient),
+	err := s.srv.queueFrom(s.bare, msg, to, s.reply)
+	if err != nil && !errors.Is(err, offline.ErrQueueFull) {
+		return s.notStored()
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := s.srv.deps.Queue.Enqueue(ctx, m); err != nil {
-		switch {
-		case errors.Is(err, offline.ErrQueueFull):
-			s.reply(stanzaError(msg, "wait", "resource-constraint",
-				"the recipient has too many undelivered messages"))
-		default:
-			s.log.Error("queueing message failed", "err", err)
-			s.reply(stanzaError(msg, "wait", "internal-server-error",
-				"the message could not be stored; try again"))
-			return s.notStored()
-		}
-		return nil
-	}
-	s.srv.deliverQueued(m, to)
 	return nil
 }
 
@@ -172,6 +153,45 @@ func (s *Session) notStored() error {
 	}
 	return &streamErr{cond: "internal-server-error",
 		text: "the message could not be stored; resend it"}
+}
+
+// queueFrom commits a message from sender (a bare JID) to the queue, then
+// delivers it and wakes the recipient's devices. A failure is answered
+// through reply (nil: not answered) with a wait error, never acknowledged as
+// stored, and returned.
+func (srv *Server) queueFrom(sender string, msg *wire.Element, to jid.JID,
+	reply func(*wire.Element)) error {
+	bare := to.Bare().String()
+	sid := randomID(12)
+	msg.Add(wire.New(nsSID, "stanza-id", "id", sid, "by", bare))
+	m := &offline.Message{
+		To:       bare,
+		From:     sender,
+		ClientID: msg.Get("id"),
+		StanzaID: sid,
+		Stamp:    time.Now().UTC(),
+		Payload:  msg.Bytes(wire.NSClient),
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := srv.deps.Queue.Enqueue(ctx, m); err != nil {
+		var e *wire.Element
+		if errors.Is(err, offline.ErrQueueFull) {
+			e = stanzaError(msg, "wait", "resource-constraint",
+				"the recipient has too many undelivered messages")
+		} else {
+			srv.log.Error("queueing message failed", "err", err)
+			e = stanzaError(msg, "wait", "internal-server-error",
+				"the message could not be stored; try again")
+		}
+		if reply != nil {
+			reply(e)
+		}
+		return err
+	}
+	srv.deliverQueued(m, to)
+	srv.notifyPush(bare, sender, msg)
+	return nil
 }
 
 // deliverLive sends a message that is not queued to the recipient's
