@@ -71,6 +71,43 @@ type Config struct {
 	Shutdown   Shutdown   `toml:"shutdown"`
 	Components Components `toml:"components"`
 	Push       Push       `toml:"push"`
+
+	Registration Registration `toml:"registration"`
+	SMS          SMS          `toml:"sms"`
+}
+
+// Registration configures accounts created by SMS verification
+// (docs/registration.md). The abuse limits are not settings yet: the
+// server uses register.DefaultOptions.
+type Registration struct {
+	// Enabled offers XEP-0077 in-band registration before login (default
+	// true). Password change and account removal after login stay
+	// available either way.
+	Enabled bool `toml:"enabled"`
+	// HTTPAddr serves the Quicksy registration API over HTTPS with the
+	// server's certificate (default "", disabled). Each request for a code
+	// can cost an SMS; the abuse limits apply to it as to in-band
+	// registration.
+	HTTPAddr string `toml:"http_addr"`
+}
+
+// SMS configures how verification codes are sent.
+type SMS struct {
+	// Gateway is "log" (default: write codes to LogFile or the server log,
+	// for development only, since whoever reads it can register any
+	// number) or "webhook" (POST to WebhookURL).
+	Gateway string `toml:"gateway"`
+	// LogFile is the file the log gateway appends to (default "", the
+	// server log). Relative to DataDir.
+	LogFile string `toml:"log_file" conf:"path"`
+	// WebhookURL receives the webhook gateway's POST (default ""; required
+	// for "webhook"). Use https: the body holds a live code.
+	WebhookURL string `toml:"webhook_url"`
+	// WebhookToken is sent as a bearer token to WebhookURL (default "").
+	WebhookToken string `toml:"webhook_token" conf:"secret"`
+	// Text is the SMS text; "{code}" is replaced by the code (default
+	// "Your twotick code is {code}").
+	Text string `toml:"text"`
 }
 
 // Components configures XEP-0114 external components: app servers for push
@@ -302,5 +339,7 @@ func Default() *Config {
 			Coalesce:      Duration{2 * time.Second},
 			ResumeTimeout: Duration{72 * time.Hour},
 		},
+		Registration: Registration{Enabled: true},
+		SMS:          SMS{Gateway: "log", Text: "Your twotick code is {code}"},
 	}
 }

@@ -333,7 +333,7 @@ idle_timout = "5m"
   max_stanza_size = 20000
 [c2s.extra]
 x = 1
-[registration]
+[federation]
 open = true
 [log]
 level = "info"
@@ -344,7 +344,7 @@ colour = true
 		{File: "twotick.toml", Key: "c2s.idle_timout", Line: 3, Column: 1,
 			Msg: `unknown key (did you mean "idle_timeout"?)`},
 		{File: "twotick.toml", Key: "c2s.extra", Line: 5, Column: 6, Msg: "unknown key"},
-		{File: "twotick.toml", Key: "registration", Line: 7, Column: 2, Msg: "unknown key"},
+		{File: "twotick.toml", Key: "federation", Line: 7, Column: 2, Msg: "unknown key"},
 		{File: "twotick.toml", Key: "log.colour", Line: 11, Column: 1, Msg: "unknown key"},
 	}
 	if !reflect.DeepEqual(ps, want) {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"net/url"
 	"strconv"
 	"strings"
 
@@ -101,6 +102,14 @@ func (c *Config) check(v *validator) {
 	v.duration("push.coalesce", c.Push.Coalesce)
 	v.duration("push.resume_timeout", c.Push.ResumeTimeout)
 
+	v.free("registration.enabled")
+	v.addr("registration.http_addr", c.Registration.HTTPAddr)
+	v.oneOf("sms.gateway", c.SMS.Gateway, "log", "webhook")
+	v.free("sms.log_file")
+	v.webhookURL("sms.webhook_url", c.SMS.WebhookURL, c.SMS.Gateway == "webhook")
+	v.free("sms.webhook_token")
+	v.nonEmpty("sms.text", c.SMS.Text, `a text with "{code}" in it`)
+
 	c.checkTogether(v)
 }
 
@@ -119,8 +128,9 @@ func (c *Config) checkTogether(v *validator) {
 			"c2s.preauth_max_stanza_size", "c2s.max_stanza_size")
 	}
 	v.distinct([]string{"c2s.starttls_addr", "c2s.direct_tls_addr", "metrics.addr",
-		"contacts.http_addr"},
-		c.C2S.STARTTLSAddr, c.C2S.DirectTLSAddr, c.Metrics.Addr, c.Contacts.HTTPAddr)
+		"contacts.http_addr", "registration.http_addr"},
+		c.C2S.STARTTLSAddr, c.C2S.DirectTLSAddr, c.Metrics.Addr, c.Contacts.HTTPAddr,
+		c.Registration.HTTPAddr)
 	if c.C2S.AllowPlaintextLoopback && !isLoopbackAddr(c.C2S.STARTTLSAddr) {
 		v.addAt(fmt.Sprintf("has no effect: c2s.starttls_addr %q is not a loopback "+
 			"address such as \"127.0.0.1:5222\"", c.C2S.STARTTLSAddr),
@@ -263,6 +273,24 @@ func checkPort(port string) error {
 		return fmt.Errorf("port %q is not a number from 0 to 65535", port)
 	}
 	return nil
+}
+
+// webhookURL checks an http or https URL, required when the webhook gateway
+// is chosen; otherwise an empty one is fine.
+func (v *validator) webhookURL(key, val string, required bool) {
+	v.checked = append(v.checked, key)
+	if val == "" {
+		if required {
+			v.add(key, `must be set when sms.gateway is "webhook", such as `+
+				`"https://sms.example.net/send"`)
+		}
+		return
+	}
+	u, err := url.Parse(val)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		v.add(key, fmt.Sprintf("must be an http or https URL such as "+
+			"\"https://sms.example.net/send\", got %q", val))
+	}
 }
 
 // isLoopbackAddr reports whether a listening address binds only loopback.
