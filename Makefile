@@ -36,10 +36,9 @@ export TWOTICK_REQUIRE_INTEROP := 1
 export TWOTICK_INTEROP_RACE := 1
 
 # TWOTICK_INTEROP_OFFLINE=0 skips TestInteropOffline (cmd/twotick), the
-# offline delivery scenario of issue 3 (XEP-0198 + queue + receipts with
-# real clients). It stays 0 until the server has stream management and the
-# queue; then set it to 1 (or delete this line: the test runs by default).
-export TWOTICK_INTEROP_OFFLINE ?= 0
+# offline delivery scenario (XEP-0198, the queue and receipts with real
+# clients); it runs by default.
+export TWOTICK_INTEROP_OFFLINE ?= 1
 
 # apt-get needs root; use sudo when we are not.
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)

@@ -423,7 +423,12 @@ func (c *conn) authenticate() error {
 			return nil
 		}
 		srv.deps.Metrics.authFailures.WithLabelValues(f.Condition).Inc()
-		c.log.Warn("authentication failed", "condition", f.Condition, "reason", f.Reason)
+		if f.UnsupportedBinding {
+			// A client trying tls-unique before falling back: routine.
+			c.log.Debug("authentication failed", "condition", f.Condition, "reason", f.Reason)
+		} else {
+			c.log.Warn("authentication failed", "condition", f.Condition, "reason", f.Reason)
+		}
 		fe := wire.New(nsSASL, "failure").Add(wire.New(nsSASL, f.Condition))
 		if f.Text != "" {
 			fe.Add(wire.New(nsSASL, "text").Add(f.Text))
