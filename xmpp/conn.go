@@ -77,6 +77,7 @@ type conn struct {
 	local         string // authenticated localpart
 	restarts      int
 	lacksCB       bool // the client tried a channel binding type we lack
+	registerIQs   int  // jabber:iq:register IQs before authentication
 	sess          *Session
 	deadline      time.Time // negotiation deadline
 
@@ -322,6 +323,9 @@ func (c *conn) negotiate() (*Session, error) {
 			}
 		default:
 			feats.Add(c.mechanisms())
+			if rf := c.registerFeature(); rf != nil { // registration.go
+				feats.Add(rf)
+			}
 			if !c.secure {
 				feats.Add(wire.New(nsTLS, "starttls"))
 			}
@@ -407,6 +411,13 @@ func (c *conn) authenticate() error {
 				return io.EOF
 			}
 			return nil
+		case isRegisterIQ(el):
+			// In-band registration (registration.go) is no SASL attempt.
+			attempt--
+			if err := c.preAuthRegister(el); err != nil {
+				return err
+			}
+			continue
 		case el.Name.Space != nsSASL || el.Name.Local != "auth":
 			return &streamErr{cond: "not-authorized", text: "authenticate first"}
 		}

@@ -25,6 +25,7 @@ import (
 	"github.com/twotick/twotick/offline"
 	"github.com/twotick/twotick/roster"
 	"github.com/twotick/twotick/xmpp/auth"
+	"github.com/twotick/twotick/xmpp/register"
 )
 
 // Version is the software version reported by XEP-0092 and metrics.
@@ -49,6 +50,9 @@ type Deps struct {
 	// Blocklist keeps XEP-0191 blocklists; nil opens one over the Roster
 	// store's database with the default cap.
 	Blocklist *roster.Blocklist
+	// Registrar creates accounts by SMS verification (registration.go);
+	// nil disables in-band registration and password change.
+	Registrar *register.Registrar
 }
 
 // Server is a running XMPP server. Create it with New; Serve runs it until

@@ -6,6 +6,7 @@ import (
 
 	"mellium.im/xmpp/jid"
 
+	"github.com/twotick/twotick/xmpp/register"
 	"github.com/twotick/twotick/xmpp/wire"
 )
 
@@ -203,6 +204,8 @@ func (s *Session) serverIQ(iq *wire.Element) {
 		s.reply(iqResult(iq, nil))
 	case nsBind:
 		s.reply(iqError(iq, "cancel", "not-allowed", "a resource is already bound"))
+	case register.NSRegister:
+		s.registerIQ(iq, p) // registration.go
 	default:
 		s.reply(iqError(iq, "cancel", "service-unavailable", ""))
 	}
@@ -230,6 +233,8 @@ func (s *Session) accountIQ(iq *wire.Element, own bool) {
 		s.carbonsIQ(iq, p)
 	case p.Name.Space == nsPush && own:
 		s.pushIQ(iq, p)
+	case p.Name.Space == register.NSRegister && own:
+		s.registerIQ(iq, p)
 	default:
 		s.reply(iqError(iq, "cancel", "service-unavailable", ""))
 	}
