@@ -66,6 +66,11 @@ func serve(ctx context.Context, cfg *conf.Config, logger *slog.Logger) error {
 		return err
 	}
 
+	registrar, err := newRegistrar(ctx, cfg, db, accounts, logger) // registration.go
+	if err != nil {
+		return err
+	}
+
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(
 		collectors.ProcessCollectorOpts{}))
@@ -79,6 +84,8 @@ func serve(ctx context.Context, cfg *conf.Config, logger *slog.Logger) error {
 		Metrics:  xmpp.NewMetrics(reg),
 		Book:     book,
 		DB:       db,
+
+		Registrar: registrar,
 	}, logger)
 	if err != nil {
 		return err
@@ -109,6 +116,14 @@ func serve(ctx context.Context, cfg *conf.Config, logger *slog.Logger) error {
 			defer cancel()
 			contactsHTTP.Shutdown(sctx)
 		}()
+	}
+	if cfg.Registration.HTTPAddr != "" {
+		stopReg, err := serveRegistrationHTTP(cfg.Registration.HTTPAddr, registrar, tlsConf,
+			cfg.Shutdown.Timeout.Duration, logger)
+		if err != nil {
+			return err
+		}
+		defer stopReg()
 	}
 	stopHTTP, err := serveMetrics(cfg.Metrics.Addr, reg, srv, logger)
 	if err != nil {
