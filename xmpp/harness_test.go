@@ -169,6 +169,9 @@ func newTestServer(t testing.TB, opts ...func(*conf.Config)) *testServer {
 		Metrics:  NewMetrics(nil),
 		DB:       db,
 	}
+	if cfg.SMS.LogFile != "" {
+		deps.Registrar = newTestRegistrar(t, db, accounts, cfg.SMS.LogFile) // registration_test.go
+	}
 	srv, err := New(cfg, deps, logger)
 	if err != nil {
 		t.Fatal(err)

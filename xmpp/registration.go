@@ -15,8 +15,6 @@ import (
 	"github.com/twotick/twotick/xmpp/wire"
 )
 
-const nsRegisterFeature = "http://jabber.org/features/iq-register"
-
 // maxRegisterIQs bounds the registration IQs on one unauthenticated stream.
 // A normal registration takes three (form, submission, submission with the
 // code); the bound keeps one connection from hammering the code store and
@@ -35,7 +33,7 @@ func (c *conn) registerFeature() *wire.Element {
 	if !c.srv.registrationOpen() {
 		return nil
 	}
-	return wire.New(nsRegisterFeature, "register")
+	return wire.New(register.NSFeature, "register")
 }
 
 // isRegisterIQ reports whether el is an IQ carrying a jabber:iq:register
