@@ -319,3 +319,11 @@ func sendPresenceOf(from, to *Session, unavailable bool) {
 	}
 	to.send(outItem{b: b, stanza: true})
 }
+
+// blocksSender reports whether owner blocks from, a bare JID as the queue
+// records senders. Messages queued before the block stay queued but are
+// not delivered while it lasts (XEP-0191 § 3.3: nothing from the JID).
+func (srv *Server) blocksSender(owner, from string) bool {
+	j, err := jid.Parse(from)
+	return err == nil && srv.blocks(owner, j)
+}

@@ -269,3 +269,30 @@ func TestBlockForms(t *testing.T) {
 		})
 	}
 }
+
+// TestBlockingQueued checks that a message queued before the block is not
+// delivered while the block lasts, and is delivered once it is lifted.
+func TestBlockingQueued(t *testing.T) {
+	ts := newTestServer(t)
+	ts.addUser(t, "alice", "pw")
+	ts.addUser(t, "bob", "pw")
+	bob := login(t, ts, "bob", "pw", "pc")
+	bob.sendMessage(t, ts.jid("alice"), "while you were out")
+	bob.sync(t)
+
+	a := login(t, ts, "alice", "pw", "phone")
+	res := a.blockingIQ(t, "set", "<block xmlns='"+nsBlocking+"'><item jid='"+bob.bare+"'/></block>")
+	if res.Get("type") != "result" {
+		t.Fatalf("block: %s", res)
+	}
+	a.sendPresence(t, "")
+	a.expectNone(t, named("message"))
+
+	res = a.blockingIQ(t, "set", "<unblock xmlns='"+nsBlocking+"'/>")
+	if res.Get("type") != "result" {
+		t.Fatalf("unblock: %s", res)
+	}
+	a2 := login(t, ts, "alice", "pw", "desk")
+	a2.sendPresence(t, "")
+	a2.expectMessage(t, bob.full, "while you were out")
+}

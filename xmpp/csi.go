@@ -34,10 +34,11 @@ type heldItem struct {
 
 // maxHeld bounds what an inactive session holds. Past it everything held
 // is released: a client that stays inactive for long still gets its
-// contacts' updates in bounded batches, and held stanzas never approach
-// the limits on unwritten and unacknowledged stanzas.
+// contacts' updates in bounded batches, and a release is small beside the
+// limits on unwritten and unacknowledged stanzas, which the queue loading
+// may already fill to three quarters.
 func (s *Session) maxHeld() int {
-	return max(1, min(500, s.srv.cfg.C2S.MaxOutgoingQueue/2, s.srv.cfg.SM.MaxUnacked/2))
+	return max(1, min(100, s.srv.cfg.C2S.MaxOutgoingQueue/8, s.srv.cfg.SM.MaxUnacked/8))
 }
 
 // handleCSI handles <active/> and <inactive/>. They are not stanzas:

@@ -307,6 +307,10 @@ func (s *Session) pumpQueue() {
 		}
 		s.mu.Lock()
 		for _, m := range batch {
+			if s.srv.blocksSender(s.bare, m.From) {
+				s.loaded = m.ID // kept queued, not delivered: blocking.go
+				continue
+			}
 			s.sendLocked(outItem{b: withDelay(m.Payload, s.srv.domain, m.Stamp),
 				stanza: true, queueID: m.ID, from: m.From, clientID: m.ClientID})
 			s.loaded = m.ID
