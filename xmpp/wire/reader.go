@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 )
 
@@ -116,6 +117,12 @@ type Reader struct {
 	cr     countingReader
 	dec    *xml.Decoder
 	depth  int
+
+	// declared holds the namespaces declared (xmlns and xmlns:p) by the
+	// open elements, stream header included; marks[i] is its length
+	// before the i-th open element's declarations.
+	declared []string
+	marks    []int
 }
 
 // NewReader reads from r with the given limits. bufSize is the size of the
@@ -144,6 +151,8 @@ func (r *Reader) Reset(src io.Reader) {
 	r.dec = xml.NewDecoder(&r.cr)
 	r.dec.Strict = true
 	r.depth = 0
+	r.declared = r.declared[:0]
+	r.marks = r.marks[:0]
 }
 
 // Buffered reports how many bytes are read ahead and not yet parsed; a
@@ -176,8 +185,19 @@ func (r *Reader) token() (xml.Token, error) {
 		if !ValidText(string(t)) {
 			return nil, &StreamError{Condition: "not-well-formed", Text: "forbidden character"}
 		}
+	case xml.EndElement:
+		if n := len(r.marks); n > 0 {
+			r.declared = r.declared[:r.marks[n-1]]
+			r.marks = r.marks[:n-1]
+		}
 	case xml.StartElement:
-		if bad := badPrefix(t); bad {
+		r.marks = append(r.marks, len(r.declared))
+		for _, a := range t.Attr {
+			if a.Name.Space == "xmlns" || a.Name.Space == "" && a.Name.Local == "xmlns" {
+				r.declared = append(r.declared, a.Value)
+			}
+		}
+		if bad := r.badPrefix(t); bad {
 			return nil, &StreamError{Condition: "bad-namespace-prefix"}
 		}
 		if len(t.Attr) > r.limits.MaxAttrs {
@@ -212,19 +232,24 @@ func (r *Reader) classify(err error) error {
 }
 
 // badPrefix reports a name whose prefix was never declared: the decoder
-// leaves such a prefix in place of a namespace, and every namespace XMPP
-// uses is a URI, which a bare prefix (an NCName) cannot be.
-func badPrefix(t xml.StartElement) bool {
-	if t.Name.Space != "" && !strings.Contains(t.Name.Space, ":") {
+// leaves such a prefix in place of a namespace. A namespace with a ':' is a
+// URI, which a bare prefix (an NCName) cannot be; one without, such as
+// legacy OMEMO's eu.siacs.conversations.axolotl, is fine if it was
+// declared by an open element.
+func (r *Reader) badPrefix(t xml.StartElement) bool {
+	if r.undeclared(t.Name.Space) {
 		return true
 	}
 	for _, a := range t.Attr {
-		if a.Name.Space != "" && a.Name.Space != "xmlns" && a.Name.Space != "xml" &&
-			!strings.Contains(a.Name.Space, ":") {
+		if a.Name.Space != "xmlns" && a.Name.Space != "xml" && r.undeclared(a.Name.Space) {
 			return true
 		}
 	}
 	return false
+}
+
+func (r *Reader) undeclared(space string) bool {
+	return space != "" && !strings.Contains(space, ":") && !slices.Contains(r.declared, space)
 }
 
 func procInstParam(inst, name string) string {
