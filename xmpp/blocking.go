@@ -280,6 +280,11 @@ func (s *Session) blockPresenceTo(items []string, block bool, subscribers, subsc
 		sees[c] = true
 	}
 	mine := s.srv.router.available(s.bare)
+	if block {
+		for _, me := range mine {
+			me.unavailableToDirected(matches)
+		}
+	}
 
 	contacts := append(append([]string(nil), subscribers...), subscriptions...)
 	done := map[string]bool{}
@@ -326,4 +331,24 @@ func sendPresenceOf(from, to *Session, unavailable bool) {
 func (srv *Server) blocksSender(owner, from string) bool {
 	j, err := jid.Parse(from)
 	return err == nil && srv.blocks(owner, j)
+}
+
+// unavailableToDirected sends unavailable presence to the JIDs the session
+// sent directed presence to that match a new block, and forgets them: they
+// were allowed to see the session's presence (XEP-0191 § 3.3).
+func (s *Session) unavailableToDirected(matches func(jid.JID) bool) {
+	var gone []jid.JID
+	s.mu.Lock()
+	for to := range s.directed {
+		if j, err := jid.Parse(to); err == nil && matches(j) {
+			gone = append(gone, j)
+			delete(s.directed, to)
+		}
+	}
+	s.mu.Unlock()
+	for _, j := range gone {
+		p := wire.New(wire.NSClient, "presence", "type", "unavailable",
+			"from", s.full, "to", j.String())
+		s.srv.routePresence(p.Bytes(wire.NSClient), j)
+	}
 }

@@ -296,3 +296,38 @@ func TestBlockingQueued(t *testing.T) {
 	a2.sendPresence(t, "")
 	a2.expectMessage(t, bob.full, "while you were out")
 }
+
+// TestBlockingDirected checks that blocking a JID that had directed
+// presence (and no subscription) tells it the user went offline.
+func TestBlockingDirected(t *testing.T) {
+	ts := newTestServer(t)
+	ts.addUser(t, "alice", "pw")
+	ts.addUser(t, "bob", "pw")
+	a := login(t, ts, "alice", "pw", "phone")
+	bob := login(t, ts, "bob", "pw", "pc")
+	a.sendPresence(t, "")
+	bob.sendPresence(t, "")
+	a.send(t, "<presence to='"+bob.full+"'/>")
+	bob.expect(t, presenceFrom(a.full, ""), 0)
+	a.blockingIQ(t, "set", "<block xmlns='"+nsBlocking+"'><item jid='"+bob.bare+"'/></block>")
+	bob.expect(t, presenceFrom(a.full, "unavailable"), 0)
+}
+
+// TestBlockingCarbonsDisco checks that the domain advertises blocking and
+// carbons (XEP-0191 § 3.1, XEP-0280 § 3).
+func TestBlockingCarbonsDisco(t *testing.T) {
+	ts := newTestServer(t)
+	ts.addUser(t, "alice", "pw")
+	a := login(t, ts, "alice", "pw", "phone")
+	a.send(t, "<iq type='get' id='d1' to='"+testDomain+"'><query xmlns='"+nsDiscoInfo+"'/></iq>")
+	res := a.expect(t, byID("d1"), 0)
+	have := map[string]bool{}
+	for _, f := range res.Child(nsDiscoInfo, "query").Children() {
+		have[f.Get("var")] = true
+	}
+	for _, want := range []string{nsBlocking, nsCarbons} {
+		if !have[want] {
+			t.Errorf("disco#info lacks %s: %s", want, res)
+		}
+	}
+}
