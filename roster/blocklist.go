@@ -24,7 +24,7 @@ const cachedOwners = 10000
 const blocklistSchema = `
 CREATE TABLE IF NOT EXISTS blocklist (
 	owner TEXT NOT NULL,   -- bare JID of the user who blocks
-	jid   TEXT NOT NULL,   -- the blocked JID as XEP-0191 § 5 matches it
+	jid   TEXT NOT NULL,   -- the blocked JID as XEP-0191 § 6 matches it
 	PRIMARY KEY (owner, jid)
 );
 `

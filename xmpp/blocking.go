@@ -19,7 +19,7 @@ const (
 )
 
 // blockForms returns every item value that matches j, in the order of
-// XEP-0191 § 5: user@domain/resource, user@domain, domain/resource, domain.
+// XEP-0191 § 6: user@domain/resource, user@domain, domain/resource, domain.
 func blockForms(j jid.JID) []string {
 	forms := make([]string, 0, 4)
 	if j.Localpart() != "" {
@@ -35,7 +35,7 @@ func blockForms(j jid.JID) []string {
 }
 
 // blocks reports whether the user owner (a bare JID) has blocked j. A
-// user's own resources are never blocked (XEP-0191 § 4, note). If the
+// user's own resources are never blocked (XEP-0191 § 5, note). If the
 // list cannot be read the stanza passes: refusing everything while the
 // database is failing would look like every contact blocking the user.
 func (srv *Server) blocks(owner string, j jid.JID) bool {
@@ -204,7 +204,7 @@ func (s *Session) blocklistSet(iq, p *wire.Element) {
 	s.reply(iqResult(iq, nil))
 
 	// The push repeats the request (an empty unblock stays empty: unblock
-	// all), as § 3.3 and § 3.4 show.
+	// all), as § 3.3 to § 3.5 show.
 	push := wire.New(nsBlocking, p.Name.Local)
 	for _, j := range jids {
 		push.Add(wire.New(nsBlocking, "item", "jid", j))

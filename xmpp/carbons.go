@@ -34,7 +34,7 @@ func (s *Session) carbonsOn() bool {
 	return s.carbons && !s.ended
 }
 
-// carbonEligible applies XEP-0280 § 6.1 and § 7.1: chat messages, normal
+// carbonEligible applies XEP-0280 § 6.1 and § 9: chat messages, normal
 // messages with a body, and messages with receipts, chat states or chat
 // markers are copied, unless they carry <private/> or a <no-copy/> hint.
 // Groupchat, headlines and errors are not copied; a carbon itself is never

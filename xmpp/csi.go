@@ -18,7 +18,7 @@ import (
 const nsCSI = "urn:xmpp:csi:0"
 
 // csiState is a session's client state. It is guarded by the session's
-// mutex. The zero value is active, as every stream begins (XEP-0352 § 3).
+// mutex. The zero value is active, as every stream begins (XEP-0352 § 4.2).
 type csiState struct {
 	inactive bool
 	held     []heldItem
@@ -58,7 +58,7 @@ func (s *Session) handleCSI(el *wire.Element) error {
 }
 
 // csiActive makes the session active and releases what it held. A resumed
-// stream starts active too (XEP-0352 § 5).
+// stream starts active too (XEP-0352 § 5.2).
 func (s *Session) csiActive() {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -161,7 +161,7 @@ func TestCSI(t *testing.T) {
 			t.Fatalf("inactive session got %s", describe(got))
 		}
 		ac.send(t, "<active xmlns='"+nsCSI+"'/>")
-		// XEP-0352 § 4.1: what was held goes out before anything the
+		// XEP-0352 § 5.1: what was held goes out before anything the
 		// server answers after <active/>.
 		if got := describe(ac.sync(t)); got != "presence a away" {
 			t.Fatalf("released on active: %s", got)

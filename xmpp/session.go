@@ -193,7 +193,7 @@ func (s *Session) purge(ids []int64) {
 // readLoop reads and handles the client's elements until the connection
 // ends.
 func (s *Session) readLoop(c *conn) {
-	s.csiActive() // a new or resumed stream starts active (XEP-0352 § 5)
+	s.csiActive() // a new or resumed stream starts active (XEP-0352 § 5.2)
 	for {
 		el, err := c.rd.Next()
 		if err != nil {
