@@ -135,9 +135,15 @@ func (s *Session) flush(c *conn) {
 	var buf []byte
 	for {
 		s.mu.Lock()
+		if s.c != c {
+			// Resumed on another connection, whose own flush owns the
+			// pending writes and the writing flag now.
+			s.mu.Unlock()
+			return
+		}
 		batch := s.pending
 		s.pending = nil
-		if len(batch) == 0 || s.c != c {
+		if len(batch) == 0 {
 			s.writing = false
 			s.resumePumpLocked()
 			s.mu.Unlock()
@@ -153,8 +159,10 @@ func (s *Session) flush(c *conn) {
 		if err := c.write(buf); err != nil {
 			c.closeQuietly()
 			s.mu.Lock()
-			s.writing = false
-			s.pending = nil
+			if s.c == c {
+				s.writing = false
+				s.pending = nil
+			}
 			s.mu.Unlock()
 			return
 		}

@@ -200,9 +200,15 @@ func (c *conn) resume(el *wire.Element) (*Session, error) {
 	}
 
 	s.mu.Lock()
-	if s.ended || s.sm.resumes {
+	// A session still attached to a connection is not taken over: of two
+	// resumptions racing for one session exactly one wins, and a stolen
+	// token cannot cut a live session. A client that reconnects before the
+	// server noticed its old connection die binds a new session; its queued
+	// messages wait in the queue meanwhile.
+	if s.ended || s.sm.resumes || s.c != nil {
+		h := strconv.FormatUint(uint64(s.sm.hIn), 10)
 		s.mu.Unlock()
-		return nil, c.writeElement(smFailed("item-not-found", ""))
+		return nil, c.writeElement(smFailed("item-not-found", h))
 	}
 	if n := uint32(h) - s.sm.hAcked; int64(n) > int64(len(s.sm.unacked)) {
 		s.mu.Unlock()
