@@ -305,6 +305,7 @@ func TestSMHandledCountTooHigh(t *testing.T) {
 // the client and the server's answer, <resumed/> or <failed/>.
 func resume(t *testing.T, ts *testServer, local, previd string, h int64) (*rawClient, *wire.Element) {
 	t.Helper()
+	waitDetached(t, ts, previd)
 	c := connectAuth(t, ts, local, "pw-"+local)
 	c.send(t, "<resume xmlns='urn:xmpp:sm:3' previd='"+previd+"' h='"+
 		strconv.FormatInt(h, 10)+"'/>")
@@ -427,6 +428,7 @@ func TestSMResumeRace(t *testing.T) {
 	bob.sendPresence(t, "")
 	bob.sync(t)
 	bob.cut()
+	waitDetached(t, ts, enabled.Get("id"))
 
 	c1 := connectAuth(t, ts, "bob", "pw-bob")
 	c2 := connectAuth(t, ts, "bob", "pw-bob")
@@ -548,5 +550,26 @@ func TestSMMaxUnacked(t *testing.T) {
 	again.sendPresence(t, "")
 	for _, body := range bodies {
 		again.expect(t, bodyIs(body), 0)
+	}
+}
+
+// waitDetached waits until the server has noticed that the connection of
+// the session previd is gone: a session still attached to a connection is
+// not taken over by a resumption.
+func waitDetached(t *testing.T, ts *testServer, previd string) {
+	t.Helper()
+	deadline := time.Now().Add(waitTime)
+	for {
+		s := ts.srv.sm.lookup(previd)
+		if s == nil {
+			return
+		}
+		s.mu.Lock()
+		detached := s.c == nil
+		s.mu.Unlock()
+		if detached || time.Now().After(deadline) {
+			return
+		}
+		time.Sleep(2 * time.Millisecond)
 	}
 }
