@@ -128,8 +128,9 @@ addr = %q
 	second.start(t, exec.Command(bin, "serve", "--config", config))
 
 	delivered, extra := 0, 0
+	deliverBy := time.Now().Add(crashDeliverFor) // for all recipients together
 	for _, r := range recipients {
-		got, err := receiveAll(addrs[0], r, password, want[r])
+		got, err := receiveAll(addrs[0], r, password, want[r], deliverBy)
 		if err != nil {
 			t.Errorf("recipient %s: %v", r, err)
 		}
@@ -222,9 +223,10 @@ func (f *crashFlow) run() {
 }
 
 // receiveAll logs in as local after the restart, sends initial presence and
-// reads messages until every id in want has arrived or the time is up. It
+// reads messages until every id in want has arrived or the deadline. It
 // returns how often each message id arrived.
-func receiveAll(addr, local, password string, want map[string]bool) (map[string]int, error) {
+func receiveAll(addr, local, password string, want map[string]bool,
+	deadline time.Time) (map[string]int, error) {
 	c, err := dialCrashConn(addr, "localhost", local, password, false)
 	if err != nil {
 		return nil, err
@@ -235,7 +237,7 @@ func receiveAll(addr, local, password string, want map[string]bool) (map[string]
 	}
 	got := make(map[string]int)
 	missing := len(want)
-	c.nc.SetReadDeadline(time.Now().Add(crashDeliverFor))
+	c.nc.SetReadDeadline(deadline)
 	for missing > 0 {
 		el, err := c.rd.Next()
 		if err != nil {
