@@ -230,6 +230,19 @@ func (b *Blocklist) UnblockAll(ctx context.Context, owner string) ([]string, err
 	return removed, nil
 }
 
+// DeleteOwner removes the owner's whole blocklist, for an account that is
+// deleted: a new account that later gets the same JID (a recycled phone
+// number) must not inherit the old owner's choices. Lists that block the
+// owner are other users' and stay.
+func (b *Blocklist) DeleteOwner(ctx context.Context, owner string) error {
+	return b.write(ctx, owner, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM blocklist WHERE owner = ?`, owner); err != nil {
+			return fmt.Errorf("deleting blocklist of %s: %w", owner, err)
+		}
+		return nil
+	})
+}
+
 // write runs fn in a transaction and then drops the owner's cached list,
 // whether or not the commit succeeded: the next lookup reads what is
 // stored.

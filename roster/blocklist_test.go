@@ -154,3 +154,43 @@ func BenchmarkBlocklistBlocks(b *testing.B) {
 		}
 	}
 }
+
+func TestBlocklistDeleteOwner(t *testing.T) {
+	ctx := context.Background()
+	b := openTestBlocklist(t, 0)
+	if _, err := b.Block(ctx, alice, []string{bob, carol}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Block(ctx, bob, []string{alice}); err != nil {
+		t.Fatal(err)
+	}
+	// Cache alice's list so that the deletion must invalidate it.
+	if ok, err := b.Blocks(ctx, alice, bob); err != nil || !ok {
+		t.Fatalf("Blocks(alice, bob) = %v, %v before the deletion", ok, err)
+	}
+	if err := b.DeleteOwner(ctx, alice); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name  string
+		owner string
+		want  []string
+	}{
+		{"the deleted owner's list is empty", alice, []string{}},
+		{"another owner's list that blocks her stays", bob, []string{alice}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			list, err := b.List(ctx, tt.owner)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(list, tt.want) {
+				t.Errorf("list of %s = %v, want %v", tt.owner, list, tt.want)
+			}
+		})
+	}
+	if ok, err := b.Blocks(ctx, alice, bob); err != nil || ok {
+		t.Fatalf("Blocks(alice, bob) = %v, %v after the deletion", ok, err)
+	}
+}

@@ -5,6 +5,7 @@ package xmpp
 // blocked. The list itself lives in roster.Blocklist.
 
 import (
+	"context"
 	"errors"
 
 	"mellium.im/xmpp/jid"
@@ -351,4 +352,24 @@ func (s *Session) unavailableToDirected(matches func(jid.JID) bool) {
 			"from", s.full, "to", j.String())
 		s.srv.routePresence(p.Bytes(wire.NSClient), j)
 	}
+}
+
+// ForgetAccount removes what the server keeps for a deleted account
+// outside the account and roster stores: its blocklist and its push
+// registrations. local is the account's localpart. A later account with
+// the same JID (a recycled phone number) must start without them.
+func (srv *Server) ForgetAccount(ctx context.Context, local string) error {
+	owner := local + "@" + srv.domain
+	var errs []error
+	if srv.deps.Blocklist != nil {
+		if err := srv.deps.Blocklist.DeleteOwner(ctx, owner); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if srv.push != nil {
+		if err := srv.push.forget(ctx, owner); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
 }

@@ -147,6 +147,22 @@ func (ps *pushService) enable(ctx context.Context, owner, j, node, opts string) 
 	return tx.Commit()
 }
 
+// forget drops every push registration of owner and its pending
+// notification, for a deleted account.
+func (ps *pushService) forget(ctx context.Context, owner string) error {
+	ps.mu.Lock()
+	if st := ps.state[owner]; st != nil && st.timer != nil {
+		st.timer.Stop()
+	}
+	delete(ps.state, owner)
+	ps.mu.Unlock()
+	if _, err := ps.db.ExecContext(ctx, `DELETE FROM push_registrations WHERE owner = ?`,
+		owner); err != nil {
+		return fmt.Errorf("deleting push registrations of %s: %w", owner, err)
+	}
+	return nil
+}
+
 // notifyPush is called after a message for owner was queued. Devices are
 // woken when the account has no connected session, or a session waiting to
 // be resumed (XEP-0357 § 5). Notifications are coalesced: at most one per
@@ -191,6 +207,10 @@ func (srv *Server) notifyPush(owner, sender string, msg *wire.Element) {
 func (ps *pushService) fire(owner string) {
 	ps.mu.Lock()
 	st := ps.state[owner]
+	if st == nil {
+		ps.mu.Unlock()
+		return // the account was deleted while the notification was due
+	}
 	from, body := st.from, st.body
 	st.timer = nil
 	st.last = time.Now()

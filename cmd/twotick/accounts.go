@@ -265,6 +265,16 @@ func deleteAccount(ctx context.Context, env *cmdEnv, store *auth.Store, cmd, loc
 	if err := store.Delete(ctx, local); err != nil {
 		return fmt.Errorf("%s: %w", cmd, err)
 	}
+	// A deletion inside the server (XEP-0077 removal) forgets the blocklist
+	// through the store's OnChange; this command runs without a server, and
+	// a recycled number must not inherit the old owner's list.
+	bl, err := roster.OpenBlocklist(ctx, env.DB, 0)
+	if err == nil {
+		err = bl.DeleteOwner(ctx, jidOf(env, local))
+	}
+	if err != nil {
+		return fmt.Errorf("%s: account deleted, but its blocklist was not: %w", cmd, err)
+	}
 	fmt.Fprintln(env.Stdout, "deleted", jidOf(env, local))
 	return nil
 }

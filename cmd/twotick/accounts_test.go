@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/twotick/twotick/conf"
+	"github.com/twotick/twotick/roster"
 	"github.com/twotick/twotick/xmpp/storage"
 )
 
@@ -186,5 +187,29 @@ func TestUserImportMillion(t *testing.T) {
 	t.Logf("%s(wall %v)", out, time.Since(start))
 	if !strings.Contains(out, "imported 1000000 accounts") {
 		t.Errorf("summary %q; stderr:\n%.2000s", out, errOut)
+	}
+}
+
+// TestDelForgetsBlocklist: a deleted account's blocklist goes with it, so
+// that whoever gets the number next does not inherit it.
+func TestDelForgetsBlocklist(t *testing.T) {
+	ctx := context.Background()
+	env, _, _ := testEnv(t)
+	if _, err := run(t, env, "", runUser, "add", "+12025550101", "--password", "pw"); err != nil {
+		t.Fatal(err)
+	}
+	bl, err := roster.OpenBlocklist(ctx, env.DB, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	owner := "+12025550101@localhost"
+	if _, err := bl.Block(ctx, owner, []string{"+12025550102@localhost"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := run(t, env, "", runUser, "del", "+12025550101"); err != nil {
+		t.Fatal(err)
+	}
+	if list, err := bl.List(ctx, owner); err != nil || len(list) != 0 {
+		t.Fatalf("blocklist after user del = %v, %v; want empty", list, err)
 	}
 }

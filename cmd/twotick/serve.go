@@ -96,6 +96,14 @@ func serve(ctx context.Context, cfg *conf.Config, logger *slog.Logger) error {
 		if c == auth.ChangePassword || c == auth.ChangeDeleted {
 			srv.CloseSessions(local, "not-authorized")
 		}
+		if c == auth.ChangeDeleted {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			if err := srv.ForgetAccount(ctx, local); err != nil {
+				logger.Error("forgetting a deleted account's blocklist and push registrations failed",
+					"err", err, "local", local)
+			}
+			cancel()
+		}
 		// A phone account joins or leaves the rosters of the books that
 		// hold its number.
 		srv.AccountChanged(local, c)
