@@ -7,6 +7,12 @@
 #   cmd/twotick-load/compare.sh            # full run (tens of minutes)
 #   cmd/twotick-load/compare.sh --quick    # small N, short runs (a few minutes)
 #   SERVERS="prosody ejabberd" cmd/twotick-load/compare.sh --quick
+#   PREVIOUS=/tmp/twotick-bench.XXXXXX SERVERS=twotick cmd/twotick-load/compare.sh
+#       # re-runs twotick only and keeps the other servers' results of that run
+#
+# The idle scenario runs twice per server: with STARTTLS and in plaintext
+# (every server here allows plaintext c2s on loopback), since the targets
+# differ. docs/perf/analysis.md, written by hand, is appended to the report.
 #
 # Needs root for apt-get (only when Prosody or ejabberd is missing). Listens
 # on 127.0.0.1 only.
@@ -29,10 +35,11 @@ LOAD_CPU=1
 
 if [ $QUICK = 1 ]; then
 	IDLE=200,500,1000; PAIRS=20; RATES="200 1000"; CHAT_DURATION=5s
-	OFF_USERS=20; OFF_MESSAGES=50; MAXDUR=3m
+	OFF_USERS=20; OFF_MESSAGES=50; MAXDUR=3m; OFF_DRAIN=60s
 else
 	IDLE=5000,10000,19000; PAIRS=100; RATES="1000 2500 5000 7500"; CHAT_DURATION=20s
-	OFF_USERS=1000; OFF_MESSAGES=100; MAXDUR=15m
+	# The slowest server here drains about 1,000 offline messages a second.
+	OFF_USERS=1000; OFF_MESSAGES=100; MAXDUR=15m; OFF_DRAIN=240s
 fi
 ACCOUNTS=$(( ${IDLE##*,} > 2 * OFF_USERS ? ${IDLE##*,} : 2 * OFF_USERS ))
 
@@ -188,12 +195,14 @@ run_server() {
 	log "$s: idle $IDLE"
 	STOP=${s}_stop
 	"${s}_start"; load "$s" idle "idle-$s" --sessions $IDLE --connect-rate 500; "${s}_stop"
+	log "$s: idle $IDLE in plaintext"
+	"${s}_start"; load "$s" idle "idle-plaintext-$s" --sessions $IDLE --connect-rate 500 --tls=false; "${s}_stop"
 	for r in $RATES; do
 		log "$s: chat at $r/s"
 		"${s}_start"; load "$s" chat "chat-$s-$r" --pairs $PAIRS --rate "$r" --duration $CHAT_DURATION; "${s}_stop"
 	done
 	log "$s: offline $OFF_USERS×$OFF_MESSAGES"
-	"${s}_start"; load "$s" offline "offline-$s" --users $OFF_USERS --messages $OFF_MESSAGES --drain 60s; "${s}_stop"
+	"${s}_start"; load "$s" offline "offline-$s" --users $OFF_USERS --messages $OFF_MESSAGES --drain $OFF_DRAIN; "${s}_stop"
 }
 
 machine() {
@@ -217,6 +226,13 @@ main() {
 	"$TOOL" accounts --kind prosody --out "$WORK/prosody-accounts" --count "$ACCOUNTS" \
 		--user-format "$USER_FORMAT" --user-start $USER_START --password "$PASSWORD" --domain $DOMAIN
 	trap '"${STOP:-true}"' EXIT
+	if [ -n "${PREVIOUS:-}" ]; then
+		# Keep the earlier run's results of the servers not run again.
+		local s pat=
+		for s in $SERVERS; do pat="$pat|\"server\":\"$s\"|--server $s "; done
+		grep -Ev "${pat#|}" "$PREVIOUS/results.jsonl" >"$RESULTS" || true
+		grep -Ev "${pat#|}" "$PREVIOUS/commands.txt" >"$COMMANDS" || true
+	fi
 
 	for s in $SERVERS; do
 		if [ "$s" = twotick ] && ! twotick_available; then
@@ -226,12 +242,14 @@ main() {
 		run_server "$s"
 	done
 
+	local analysis=()
+	[ -f "$ROOT/docs/perf/analysis.md" ] && analysis=(--analysis "$ROOT/docs/perf/analysis.md")
 	local note="Full run."
 	[ $QUICK = 1 ] && note="**Quick run** (compare.sh --quick): small session counts and short runs on a \
 shared machine; the figures show that the pipeline works, not what the servers can do. Targets from \
 issue 8 are judged only on a full run."
 	"$TOOL" report --json "$RESULTS" --out "$ROOT/docs/performance.md" --title "twotick performance" \
-		--note "$note" --machine <(machine) --commands "$COMMANDS"
+		--note "$note" --machine <(machine) --commands "$COMMANDS" "${analysis[@]}"
 	log "report written to docs/performance.md; raw results in $RESULTS"
 }
 

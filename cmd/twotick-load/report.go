@@ -23,6 +23,7 @@ func runReport(args []string) error {
 	machine := fs.String("machine", "", "file with machine facts, one per line")
 	commands := fs.String("commands", "", "file with the commands that were run")
 	plots := fs.String("plots", "perf", "directory of the plots, relative to the report")
+	analysis := fs.String("analysis", "", "Markdown file appended after the tables (profiles, limits)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -42,8 +43,16 @@ func runReport(args []string) error {
 		}
 	}
 	fmt.Fprintf(&b, "- load generator built with %s\n\n", runtime.Version())
-	for _, sc := range []string{"idle", "chat", "offline", "contacts"} {
+	writeTargets(&b, runs)
+	for _, sc := range []string{"idle", "idle-plaintext", "chat", "offline", "contacts"} {
 		writeScenarioTable(&b, sc, runs, *plots)
+	}
+	if *analysis != "" {
+		a, err := os.ReadFile(*analysis)
+		if err != nil {
+			return fmt.Errorf("reading analysis: %w", err)
+		}
+		fmt.Fprintf(&b, "%s\n", strings.TrimSpace(string(a)))
 	}
 	if c, err := os.ReadFile(*commands); err == nil {
 		fmt.Fprintf(&b, "## Commands\n\n```sh\n%s```\n", c)
@@ -57,6 +66,16 @@ type runLine struct {
 	Params   map[string]any     `json:"params"`
 	Metrics  map[string]float64 `json:"metrics"`
 	Error    string             `json:"error"`
+}
+
+// section is the report section of a run: its scenario, except that an idle
+// run without TLS has its own table, since plaintext and TLS sessions have
+// separate targets.
+func (r runLine) section() string {
+	if r.Scenario == "idle" && r.Params["tls"] == false {
+		return "idle-plaintext"
+	}
+	return r.Scenario
 }
 
 func readRuns(path string) ([]runLine, error) {
@@ -84,7 +103,7 @@ func writeScenarioTable(b *strings.Builder, scenario string, runs []runLine, plo
 	var cols []runLine
 	names := map[string]bool{}
 	for _, r := range runs {
-		if r.Scenario == scenario {
+		if r.section() == scenario {
 			cols = append(cols, r)
 			for k := range r.Metrics {
 				names[k] = true

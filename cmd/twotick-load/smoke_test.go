@@ -62,7 +62,7 @@ func TestSmoke(t *testing.T) {
 				t.Fatal(err)
 			}
 			for _, m := range res.metrics {
-				if (m.name == "lost" || m.name == "duplicated" || m.name == "kept_after_ack" ||
+				if (m.name == "undelivered_in_drain" || m.name == "duplicated" || m.name == "kept_after_ack" ||
 					m.name == "logins_failed") && m.value != 0 {
 					t.Errorf("%s = %v, want 0", m.name, m.value)
 				}

@@ -1,0 +1,195 @@
+package main
+
+import (
+	"fmt"
+	"math"
+	"strings"
+)
+
+// Targets of issue 8 on the 2-core benchmark machine. The issue writes KB;
+// the report reads it as 1,000 bytes, the stricter reading, while the
+// generator measures KiB.
+const (
+	idleTLSTargetKB       = 24.0
+	idlePlainTargetKB     = 16.0
+	idleCompetitorShare   = 0.5 // of the best competitor's memory per session
+	chatRateTarget        = 5000.0
+	chatP99TargetMS       = 20.0
+	chatCompetitorFactor  = 1.5
+	offlineMessagesTarget = 100000
+	offlineTimeTargetS    = 5.0
+	contactsRateTarget    = 250.0
+	contactsP99TargetMS   = 50.0
+	kibPerKB              = 1000.0 / 1024
+)
+
+// writeTargets writes one line per target of issue 8 saying whether this
+// run met it and by how much, judged only from twotick's figures and, for
+// the relative targets, the best of the other servers in the same run.
+func writeTargets(b *strings.Builder, runs []runLine) {
+	var lines []string
+	add := func(met bool, format string, args ...any) {
+		verdict := "**missed**"
+		if met {
+			verdict = "met"
+		}
+		lines = append(lines, fmt.Sprintf("- %s: %s", verdict, fmt.Sprintf(format, args...)))
+	}
+	none := func(format string, args ...any) {
+		lines = append(lines, "- not measured: "+fmt.Sprintf(format, args...))
+	}
+	idleTarget(runs, "idle", "TLS", idleTLSTargetKB, add, none)
+	idleTarget(runs, "idle-plaintext", "plaintext", idlePlainTargetKB, add, none)
+	chatTarget(runs, add, none)
+	offlineTarget(runs, add, none)
+	if t, ok := find(runs, "twotick", "contacts"); ok {
+		rate, p99 := t.Metrics["uploads_per_s"], t.Metrics["upload_p99_ms"]
+		add(rate >= contactsRateTarget && p99 <= contactsP99TargetMS,
+			"contacts: %.0f uploads/s (target ≥ %.0f) with p99 %.1f ms (target ≤ %.0f ms)",
+			rate, contactsRateTarget, p99, contactsP99TargetMS)
+	} else {
+		none("contacts (≥ %.0f uploads/s, p99 ≤ %.0f ms against 1,000,000 accounts): compare.sh does not run it",
+			contactsRateTarget, contactsP99TargetMS)
+	}
+	b.WriteString("## Targets (issue 8)\n\n")
+	b.WriteString(strings.Join(lines, "\n"))
+	b.WriteString("\n\n")
+}
+
+type verdictFunc func(met bool, format string, args ...any)
+type noneFunc func(format string, args ...any)
+
+// find returns the last run of server in the report section.
+func find(runs []runLine, server, section string) (runLine, bool) {
+	var out runLine
+	ok := false
+	for _, r := range runs {
+		if r.Server == server && r.section() == section {
+			out, ok = r, true
+		}
+	}
+	return out, ok
+}
+
+// idleTarget judges memory per idle session: the absolute limit at every
+// checkpoint and on the slope, and the slope against half of the best
+// competitor's slope (the slope leaves out fixed costs, which favour no one).
+func idleTarget(runs []runLine, section, kind string, limitKB float64, add verdictFunc, none noneFunc) {
+	t, ok := find(runs, "twotick", section)
+	if !ok {
+		none("idle %s memory (≤ %.0f KB per session): no twotick run", kind, limitKB)
+		return
+	}
+	limit := limitKB * kibPerKB
+	var parts []string
+	worst := 0.0
+	for _, k := range checkpointKeys(t) {
+		v := t.Metrics[k]
+		worst = math.Max(worst, v)
+		parts = append(parts, fmt.Sprintf("%s %.1f", strings.TrimPrefix(k, "kb_per_session_"), v))
+	}
+	add(worst <= limit, "idle %s memory ≤ %.0f KB (%.2f KiB) per session: %s KiB (worst %+.0f%%)",
+		kind, limitKB, limit, strings.Join(parts, ", "), 100*(worst/limit-1))
+	slope, ok := t.Metrics["kb_per_session_slope"]
+	if !ok {
+		return
+	}
+	best, bestName := math.Inf(1), ""
+	for _, r := range runs {
+		if r.Server != "twotick" && r.section() == section {
+			if v, ok := r.Metrics["kb_per_session_slope"]; ok && v > 0 && v < best {
+				best, bestName = v, r.Server
+			}
+		}
+	}
+	if bestName == "" {
+		none("idle %s memory against the competitors: no competitor run", kind)
+		return
+	}
+	add(slope <= idleCompetitorShare*best,
+		"idle %s memory ≤ half the best competitor: twotick slope %.1f KiB, %s %.1f KiB, ratio %.2f (target ≤ %.2f)",
+		kind, slope, bestName, best, slope/best, idleCompetitorShare)
+}
+
+// checkpointKeys lists kb_per_session_at_N in ascending N, then the slope.
+func checkpointKeys(r runLine) []string {
+	var keys []string
+	if ss, ok := r.Params["sessions"].([]any); ok {
+		for _, s := range ss {
+			if f, ok := s.(float64); ok {
+				keys = append(keys, fmt.Sprintf("kb_per_session_at_%d", int(f)))
+			}
+		}
+	}
+	if _, ok := r.Metrics["kb_per_session_slope"]; ok {
+		keys = append(keys, "kb_per_session_slope")
+	}
+	return keys
+}
+
+// bestChatRate is the highest achieved rate of a server's chat runs whose
+// p99 single check stayed within the limit and that delivered everything.
+// Rates come from the grid of offered rates, so the answer is a lower bound.
+func bestChatRate(runs []runLine, server string, p99Limit float64) (rate, p99 float64, ok bool) {
+	for _, r := range runs {
+		if r.Server != server || r.Scenario != "chat" {
+			continue
+		}
+		m := r.Metrics
+		if m["single_check_p99_ms"] <= p99Limit && m["undelivered_in_drain"] == 0 && m["achieved_rate"] > rate {
+			rate, p99, ok = m["achieved_rate"], m["single_check_p99_ms"], true
+		}
+	}
+	return rate, p99, ok
+}
+
+func chatTarget(runs []runLine, add verdictFunc, none noneFunc) {
+	if _, ok := find(runs, "twotick", "chat"); !ok {
+		none("chat: no twotick run")
+		return
+	}
+	rate, p99, ok := bestChatRate(runs, "twotick", chatP99TargetMS)
+	if !ok {
+		add(false, "chat ≥ %.0f msg/s with p99 single check ≤ %.0f ms: no twotick rate kept p99 within %.0f ms",
+			chatRateTarget, chatP99TargetMS, chatP99TargetMS)
+		return
+	}
+	add(rate >= chatRateTarget, "chat ≥ %.0f msg/s with p99 single check ≤ %.0f ms: %.0f msg/s at p99 %.1f ms (%+.0f%%)",
+		chatRateTarget, chatP99TargetMS, rate, p99, 100*(rate/chatRateTarget-1))
+	best, bestName := 0.0, ""
+	for _, s := range []string{"prosody", "ejabberd"} {
+		if r, _, ok := bestChatRate(runs, s, chatP99TargetMS); ok && r > best {
+			best, bestName = r, s
+		}
+	}
+	if bestName == "" {
+		none("chat against the competitors: no competitor rate kept p99 within %.0f ms", chatP99TargetMS)
+		return
+	}
+	add(rate >= chatCompetitorFactor*best,
+		"chat ≥ %.1f× the best competitor at equal p99 (≤ %.0f ms): twotick %.0f msg/s, %s %.0f msg/s, ratio %.2f "+
+			"(rates are the offered grid, so both are lower bounds)",
+		chatCompetitorFactor, chatP99TargetMS, rate, bestName, best, rate/best)
+}
+
+func offlineTarget(runs []runLine, add verdictFunc, none noneFunc) {
+	t, ok := find(runs, "twotick", "offline")
+	if !ok {
+		none("offline: no twotick run")
+		return
+	}
+	n := t.Metrics["users"] * t.Metrics["messages_per_user"]
+	d, delivered := t.Metrics["deliver_time_s"]
+	if !delivered {
+		add(false, "offline %d messages delivered and purged in ≤ %.0f s: not all delivered within the drain", int(n), offlineTimeTargetS)
+		return
+	}
+	kept := t.Metrics["kept_after_ack"]
+	scale := ""
+	if n != offlineMessagesTarget {
+		scale = fmt.Sprintf(" (run with %d messages, not %d)", int(n), offlineMessagesTarget)
+	}
+	add(d <= offlineTimeTargetS && kept == 0 && n >= offlineMessagesTarget,
+		"offline %d messages delivered and purged in ≤ %.0f s: %.2f s, %d kept after ack%s",
+		offlineMessagesTarget, offlineTimeTargetS, d, int(kept), scale)
+}
