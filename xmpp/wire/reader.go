@@ -70,6 +70,12 @@ var ErrStreamEnd = errors.New("peer closed the stream")
 
 var errTooBig = errors.New("element too large")
 
+// ErrUnrequestedRestart is the *StreamError Next returns for a stream
+// header inside the stream: a restart the server did not ask for. Stream
+// restarts are thereby bounded by the negotiation steps that call for one.
+var ErrUnrequestedRestart = &StreamError{Condition: "policy-violation",
+	Text: "stream restart not requested"}
+
 // Header is the opening <stream:stream> of a peer.
 type Header struct {
 	To, From, ID, Version, Lang string
@@ -79,11 +85,14 @@ type Header struct {
 
 // countingReader counts the bytes consumed since the last reset and fails
 // once more than max have been read, so that an oversized element is
-// refused while it arrives rather than after it has been buffered.
+// refused while it arrives rather than after it has been buffered. It also
+// passes every byte through refs, which fails on a character reference
+// the decoder would otherwise accept wrongly.
 type countingReader struct {
-	r   *bufio.Reader
-	n   int
-	max int
+	r    *bufio.Reader
+	n    int
+	max  int
+	refs refScanner
 }
 
 func (c *countingReader) ReadByte() (byte, error) {
@@ -91,12 +100,18 @@ func (c *countingReader) ReadByte() (byte, error) {
 		return 0, errTooBig
 	}
 	b, err := c.r.ReadByte()
-	if err == nil {
-		c.n++
+	if err != nil {
+		return b, err
 	}
-	return b, err
+	c.n++
+	if !c.refs.scan(b) {
+		return 0, errBadCharRef
+	}
+	return b, nil
 }
 
+// Read is not used by encoding/xml, which prefers ReadByte, but keeps the
+// same checks for any other caller.
 func (c *countingReader) Read(p []byte) (int, error) {
 	if c.n >= c.max {
 		return 0, errTooBig
@@ -106,6 +121,11 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	}
 	n, err := c.r.Read(p)
 	c.n += n
+	for i, b := range p[:n] {
+		if !c.refs.scan(b) {
+			return i, errBadCharRef
+		}
+	}
 	return n, err
 }
 
@@ -218,6 +238,8 @@ func (r *Reader) classify(err error) error {
 	case errors.Is(err, errTooBig):
 		return &StreamError{Condition: "policy-violation",
 			Text: fmt.Sprintf("element larger than %d bytes", r.limits.MaxBytes)}
+	case errors.Is(err, errBadCharRef):
+		return &StreamError{Condition: "not-well-formed", Text: "forbidden character"}
 	case errors.Is(err, io.EOF):
 		return io.EOF
 	}
@@ -336,6 +358,12 @@ func (r *Reader) Next() (*Element, error) {
 		case xml.EndElement:
 			return nil, ErrStreamEnd
 		case xml.StartElement:
+			if t.Name.Space == NSStream && t.Name.Local == "stream" {
+				// A restart is the server's to grant (after STARTTLS or
+				// SASL), on a fresh reader; a header inside the stream is
+				// a restart the client took on its own (RFC 6120 § 4.3.3).
+				return nil, ErrUnrequestedRestart
+			}
 			return r.element(t)
 		default:
 			return nil, &StreamError{Condition: "not-well-formed"}

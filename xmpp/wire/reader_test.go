@@ -56,6 +56,22 @@ func TestReaderRefuses(t *testing.T) {
 		{name: "too many elements", body: `<m>` + strings.Repeat("<a/>", 20) + `</m>`,
 			limits: Limits{MaxElements: 10}, want: "policy-violation"},
 		{name: "undeclared prefix", body: `<foo:message/>`, want: "bad-namespace-prefix"},
+		{name: "surrogate reference hex", body: `<m>&#xD800;</m>`, want: "not-well-formed"},
+		{name: "surrogate reference upper hex", body: `<m>&#xdFfF;</m>`, want: "not-well-formed"},
+		{name: "surrogate reference decimal", body: `<m>&#55296;</m>`, want: "not-well-formed"},
+		{name: "surrogate reference leading zeros", body: `<m>&#x0000000DC00;</m>`,
+			want: "not-well-formed"},
+		{name: "surrogate reference in attribute", body: `<m a='x&#xDBFF;'/>`,
+			want: "not-well-formed"},
+		{name: "NUL reference", body: `<m>&#0;</m>`, want: "not-well-formed"},
+		{name: "U+FFFF reference", body: `<m>&#65535;</m>`, want: "not-well-formed"},
+		{name: "reference beyond Unicode", body: `<m>&#x110000;</m>`, want: "not-well-formed"},
+		{name: "huge reference", body: `<m>&#99999999999999999999999;</m>`,
+			want: "not-well-formed"},
+		{name: "surrogate reference after CDATA", body: `<m><![CDATA[x]]>&#xD800;</m>`,
+			want: "not-well-formed"},
+		{name: "stream header inside the stream", body: header[len("<?xml version='1.0'?>"):],
+			want: "policy-violation"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -92,6 +108,33 @@ func TestReaderElements(t *testing.T) {
 	}
 }
 
+// TestReaderCharRefs checks the references the reader accepts, and that
+// what looks like a reference inside CDATA is literal text.
+func TestReaderCharRefs(t *testing.T) {
+	tests := []struct{ name, body, text string }{
+		{"tab", `<m>&#9;</m>`, "\t"},
+		{"last before surrogates", `<m>&#xD7FF;</m>`, "\uD7FF"},
+		{"first after surrogates", `<m>&#xE000;</m>`, "\uE000"},
+		{"U+FFFD", `<m>&#65533;</m>`, "\uFFFD"},
+		{"astral", `<m>&#x1F600;</m>`, "\U0001F600"},
+		{"last code point", `<m>&#x10FFFD;</m>`, "\U0010FFFD"},
+		{"ampersands before a reference", `<m>&amp;&#x41;&amp;</m>`, "&A&"},
+		{"CDATA holds literal text", `<m><![CDATA[&#xD800; &#0;]]></m>`, "&#xD800; &#0;"},
+		{"CDATA with brackets", `<m><![CDATA[]]]]><![CDATA[>]]>&#x42;</m>`, "]]>B"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			els, err := readAll(t, header+tc.body+`</stream:stream>`, Limits{})
+			if !errors.Is(err, ErrStreamEnd) || len(els) != 1 {
+				t.Fatalf("got %d elements, %v", len(els), err)
+			}
+			if got := els[0].Text(); got != tc.text {
+				t.Fatalf("text %q, want %q", got, tc.text)
+			}
+		})
+	}
+}
+
 func TestReaderTruncated(t *testing.T) {
 	_, err := readAll(t, header+`<message><body>`, Limits{})
 	if !errors.Is(err, io.ErrUnexpectedEOF) {
@@ -99,8 +142,12 @@ func TestReaderTruncated(t *testing.T) {
 	}
 }
 
-// FuzzReader checks that no input makes the reader panic or produce an
-// element that does not read back to the same serialisation.
+// FuzzReader checks that no input makes the reader panic, produce text
+// outside XML's Char production, or produce an element that does not read
+// back to the same serialisation. The seed corpus in testdata/fuzz holds
+// each kind of refusal.
+//
+//	go test ./xmpp/wire/ -run '^$' -fuzz FuzzReader -fuzztime 5m
 func FuzzReader(f *testing.F) {
 	for _, s := range []string{
 		`<message to='a@b'><body>x</body></message>`,
@@ -112,6 +159,9 @@ func FuzzReader(f *testing.F) {
 	f.Fuzz(func(t *testing.T, body string) {
 		els, _ := readAll(t, header+body, Limits{MaxBytes: 4096})
 		for _, e := range els {
+			if !ValidText(e.Text()) {
+				t.Fatalf("accepted forbidden text %q", e.Text())
+			}
 			once := e.Bytes(NSClient)
 			again, err := readAll(t, header+string(once), Limits{})
 			if len(again) != 1 {
