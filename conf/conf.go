@@ -77,8 +77,10 @@ type Config struct {
 }
 
 // Registration configures accounts created by SMS verification
-// (docs/registration.md). The abuse limits are not settings yet: the
-// server uses register.DefaultOptions.
+// (docs/registration.md), and the abuse limits on verification codes. Every
+// code request can cost an SMS, so the limits stand between an attacker and
+// the operator's SMS bill; all of them are kept in the database and survive
+// a restart.
 type Registration struct {
 	// Enabled offers XEP-0077 in-band registration before login (default
 	// true). Password change and account removal after login stay
@@ -89,6 +91,45 @@ type Registration struct {
 	// can cost an SMS; the abuse limits apply to it as to in-band
 	// registration.
 	HTTPAddr string `toml:"http_addr"`
+	// CodeTTL is how long a code stays valid (default "10m"). Longer gives
+	// a guesser more time.
+	CodeTTL Duration `toml:"code_ttl"`
+	// MaxAttempts is the number of wrong codes that invalidate a code
+	// (default 5). Higher makes guessing easier.
+	MaxAttempts int `toml:"max_attempts"`
+	// NumberShortMax codes may go to one number within NumberShortWindow
+	// (default 1 per "2m"), and NumberLongMax within NumberLongWindow
+	// (default 2 per "8h"). Together with MaxAttempts they bound the
+	// guesses at one number's codes.
+	NumberShortMax    int      `toml:"number_short_max"`
+	NumberShortWindow Duration `toml:"number_short_window"`
+	NumberLongMax     int      `toml:"number_long_max"`
+	NumberLongWindow  Duration `toml:"number_long_window"`
+	// AddressShortMax codes may be requested from one client address within
+	// AddressShortWindow (default 5 per "5m"), and AddressLongMax within
+	// AddressLongWindow (default 100 per "24h"). Higher lets one machine
+	// run up the bill.
+	AddressShortMax    int      `toml:"address_short_max"`
+	AddressShortWindow Duration `toml:"address_short_window"`
+	AddressLongMax     int      `toml:"address_long_max"`
+	AddressLongWindow  Duration `toml:"address_long_window"`
+	// GlobalMax codes may be sent in total within GlobalWindow (default
+	// 1000 per "1h"): the cap on the SMS bill.
+	GlobalMax    int      `toml:"global_max"`
+	GlobalWindow Duration `toml:"global_window"`
+	// IPv6Prefix is the prefix length, in bits, under which IPv6 client
+	// addresses count as one (default 64, one customer's network; 32 to
+	// 128). Longer lets one customer change address to escape the limits.
+	IPv6Prefix int `toml:"ipv6_prefix"`
+	// MinPasswordLength is the shortest password accepted at registration
+	// and password change, in characters (default 8; 1 to 256).
+	MinPasswordLength int `toml:"min_password_length"`
+	// TrustedProxies lists the reverse proxies, as IP addresses or CIDR
+	// prefixes, whose X-Forwarded-For header the HTTP API believes
+	// (default none). Behind an unlisted proxy every client counts as the
+	// proxy's address; listing a network that clients can connect from
+	// lets them forge their address.
+	TrustedProxies []string `toml:"trusted_proxies"`
 }
 
 // SMS configures how verification codes are sent.
@@ -105,9 +146,22 @@ type SMS struct {
 	WebhookURL string `toml:"webhook_url"`
 	// WebhookToken is sent as a bearer token to WebhookURL (default "").
 	WebhookToken string `toml:"webhook_token" conf:"secret"`
+	// WebhookTimeout bounds each attempt of the webhook gateway (default
+	// "10s"). The registering client waits for all attempts.
+	WebhookTimeout Duration `toml:"webhook_timeout"`
+	// WebhookRetries is how many times a POST that failed with a 5xx answer
+	// or a network error is repeated (default 3; 0 to 10).
+	WebhookRetries int `toml:"webhook_retries"`
+	// WebhookBackoff is the wait before the first retry, doubled for each
+	// further one (default "500ms").
+	WebhookBackoff Duration `toml:"webhook_backoff"`
 	// Text is the SMS text; "{code}" is replaced by the code (default
 	// "Your twotick code is {code}").
 	Text string `toml:"text"`
+	// Texts holds SMS texts by BCP 47 language tag ("de", "pt-BR"), chosen
+	// by the client's language; Text serves languages without a match
+	// (default none).
+	Texts map[string]string `toml:"texts"`
 }
 
 // Components configures XEP-0114 external components: app servers for push
@@ -339,7 +393,31 @@ func Default() *Config {
 			Coalesce:      Duration{2 * time.Second},
 			ResumeTimeout: Duration{72 * time.Hour},
 		},
-		Registration: Registration{Enabled: true},
-		SMS:          SMS{Gateway: "log", Text: "Your twotick code is {code}"},
+		Registration: Registration{
+			Enabled:            true,
+			CodeTTL:            Duration{10 * time.Minute},
+			MaxAttempts:        5,
+			NumberShortMax:     1,
+			NumberShortWindow:  Duration{2 * time.Minute},
+			NumberLongMax:      2,
+			NumberLongWindow:   Duration{8 * time.Hour},
+			AddressShortMax:    5,
+			AddressShortWindow: Duration{5 * time.Minute},
+			AddressLongMax:     100,
+			AddressLongWindow:  Duration{24 * time.Hour},
+			GlobalMax:          1000,
+			GlobalWindow:       Duration{time.Hour},
+			IPv6Prefix:         64,
+			MinPasswordLength:  8,
+			TrustedProxies:     []string{},
+		},
+		SMS: SMS{
+			Gateway:        "log",
+			WebhookTimeout: Duration{10 * time.Second},
+			WebhookRetries: 3,
+			WebhookBackoff: Duration{500 * time.Millisecond},
+			Text:           "Your twotick code is {code}",
+			Texts:          map[string]string{},
+		},
 	}
 }

@@ -371,11 +371,37 @@ func (d *decoder) value(fv reflect.Value, val any, key string) {
 			d.value(s.Index(i), elem, fmt.Sprintf("%s[%d]", key, i))
 		}
 		fv.Set(s)
+	case reflect.Map:
+		d.stringTable(fv, val, key)
 	default:
 		// A field type added to Config without support here: a bug in
 		// twotick, reported rather than panicking on an operator's file.
 		d.add(key, fmt.Sprintf("twotick cannot read a setting of Go type %s", fv.Type()))
 	}
+}
+
+// stringTable stores a TOML table of strings, found at key, in the
+// map[string]string field fv; each entry's problems name its own key.
+func (d *decoder) stringTable(fv reflect.Value, val any, key string) {
+	if fv.Type().Key().Kind() != reflect.String || fv.Type().Elem().Kind() != reflect.String {
+		d.add(key, fmt.Sprintf("twotick cannot read a setting of Go type %s", fv.Type()))
+		return
+	}
+	m, ok := val.(map[string]any)
+	if !ok {
+		d.add(key, fmt.Sprintf("must be a table [%s], got %s", key, describe(val)))
+		return
+	}
+	out := reflect.MakeMapWithSize(fv.Type(), len(m))
+	for name, elem := range m {
+		s, ok := elem.(string)
+		if !ok {
+			d.add(joinKey(key, name), "must be a string, got "+describe(elem))
+			continue
+		}
+		out.SetMapIndex(reflect.ValueOf(name), reflect.ValueOf(s))
+	}
+	fv.Set(out)
 }
 
 // describe names a TOML value's type and shows short values, for messages

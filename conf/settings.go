@@ -4,6 +4,7 @@ import (
 	"encoding"
 	"fmt"
 	"reflect"
+	"sort"
 	"strings"
 )
 
@@ -44,6 +45,8 @@ func flattenValue(out []Setting, fv reflect.Value, key string) []Setting {
 			out = flatten(out, fv.Index(i), fmt.Sprintf("%s[%d]", key, i))
 		}
 		return out
+	case fv.Kind() == reflect.Map:
+		return append(out, Setting{key, inlineTable(fv)})
 	case fv.Kind() == reflect.Slice:
 		vals := make([]string, fv.Len())
 		for i := range vals {
@@ -77,4 +80,19 @@ func secretValue(fv reflect.Value) string {
 		return "(empty)"
 	}
 	return "(set)"
+}
+
+// inlineTable formats a map of strings as a TOML inline table with sorted
+// keys, such as {de = "Dein Code: {code}"}; an empty map is {}.
+func inlineTable(fv reflect.Value) string {
+	keys := make([]string, 0, fv.Len())
+	for _, k := range fv.MapKeys() {
+		keys = append(keys, fmt.Sprint(k.Interface()))
+	}
+	sort.Strings(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%s = %q", k, fv.MapIndex(reflect.ValueOf(k)).Interface())
+	}
+	return "{" + strings.Join(parts, ", ") + "}"
 }

@@ -5,10 +5,12 @@ import (
 	"net"
 	"net/netip"
 	"net/url"
+	"sort"
 	"strconv"
 	"strings"
 
 	"github.com/nyaruka/phonenumbers"
+	"golang.org/x/text/language"
 )
 
 // Size bounds, in bytes. A stanza limit under 10000 bytes refuses ordinary
@@ -21,6 +23,12 @@ const (
 	minRateBytes         = 1024
 	minSCRAMIterations   = 4096
 	maxSCRAMIterations   = 1_000_000
+	// A password may be at most 1024 bytes (register.MaxPasswordLen); a
+	// minimum far below that leaves room for every script.
+	maxMinPasswordLength = 256
+	// Each webhook retry keeps a registering client waiting; past 10 the
+	// provider is down, not flaky.
+	maxWebhookRetries = 10
 )
 
 // Validate normalises Domain to lower case and Auth.DefaultRegion to upper
@@ -104,11 +112,31 @@ func (c *Config) check(v *validator) {
 
 	v.free("registration.enabled")
 	v.addr("registration.http_addr", c.Registration.HTTPAddr)
+	v.duration("registration.code_ttl", c.Registration.CodeTTL)
+	v.count("registration.max_attempts", c.Registration.MaxAttempts)
+	v.count("registration.number_short_max", c.Registration.NumberShortMax)
+	v.duration("registration.number_short_window", c.Registration.NumberShortWindow)
+	v.count("registration.number_long_max", c.Registration.NumberLongMax)
+	v.duration("registration.number_long_window", c.Registration.NumberLongWindow)
+	v.count("registration.address_short_max", c.Registration.AddressShortMax)
+	v.duration("registration.address_short_window", c.Registration.AddressShortWindow)
+	v.count("registration.address_long_max", c.Registration.AddressLongMax)
+	v.duration("registration.address_long_window", c.Registration.AddressLongWindow)
+	v.count("registration.global_max", c.Registration.GlobalMax)
+	v.duration("registration.global_window", c.Registration.GlobalWindow)
+	v.between("registration.ipv6_prefix", c.Registration.IPv6Prefix, 32, 128)
+	v.between("registration.min_password_length", c.Registration.MinPasswordLength,
+		1, maxMinPasswordLength)
+	v.prefixes("registration.trusted_proxies", c.Registration.TrustedProxies)
 	v.oneOf("sms.gateway", c.SMS.Gateway, "log", "webhook")
 	v.free("sms.log_file")
 	v.webhookURL("sms.webhook_url", c.SMS.WebhookURL, c.SMS.Gateway == "webhook")
 	v.free("sms.webhook_token")
+	v.duration("sms.webhook_timeout", c.SMS.WebhookTimeout)
+	v.between("sms.webhook_retries", c.SMS.WebhookRetries, 0, maxWebhookRetries)
+	v.duration("sms.webhook_backoff", c.SMS.WebhookBackoff)
 	v.nonEmpty("sms.text", c.SMS.Text, `a text with "{code}" in it`)
+	v.langTexts("sms.texts", c.SMS.Texts)
 
 	c.checkTogether(v)
 }
@@ -290,6 +318,42 @@ func (v *validator) webhookURL(key, val string, required bool) {
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 		v.add(key, fmt.Sprintf("must be an http or https URL such as "+
 			"\"https://sms.example.net/send\", got %q", val))
+	}
+}
+
+// prefixes checks a list of IP addresses or CIDR prefixes, reporting each
+// bad element at its own index.
+func (v *validator) prefixes(key string, vals []string) {
+	v.checked = append(v.checked, key)
+	for i, val := range vals {
+		if _, err := netip.ParsePrefix(val); err == nil {
+			continue
+		}
+		if _, err := netip.ParseAddr(val); err == nil {
+			continue
+		}
+		v.add(fmt.Sprintf("%s[%d]", key, i), fmt.Sprintf("must be an IP address or a CIDR "+
+			"prefix such as \"10.0.0.0/8\" or \"::1\", got %q", val))
+	}
+}
+
+// langTexts checks a table of texts keyed by BCP 47 language tag, reporting
+// a bad entry at its own key (sms.texts.de).
+func (v *validator) langTexts(key string, texts map[string]string) {
+	v.checked = append(v.checked, key)
+	tags := make([]string, 0, len(texts))
+	for tag := range texts {
+		tags = append(tags, tag)
+	}
+	sort.Strings(tags)
+	for _, tag := range tags {
+		k := key + "." + tag
+		if _, err := language.Parse(tag); err != nil {
+			v.add(k, fmt.Sprintf("must be keyed by a language tag such as \"de\" or "+
+				"\"pt-BR\", got %q", tag))
+		} else if texts[tag] == "" {
+			v.add(k, `must not be empty; use a text with "{code}" in it`)
+		}
 	}
 }
 

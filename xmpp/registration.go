@@ -105,16 +105,20 @@ func (s *Session) registerIQ(iq, q *wire.Element) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 
+	// Either request ends every session of the account through the
+	// store's OnChange, this one included; it waits until this one's
+	// answer is written (§ 3.2, § 3.3: the client sees its result).
+	s.holdTerminate()
+	defer s.releaseTerminate()
 	if sub.Remove {
-		// Answer before deleting: the store's OnChange closes this
-		// session, and the client should see its result first (§ 3.2).
-		s.reply(iqResult(iq, nil))
 		if err := s.srv.deps.Accounts.Delete(ctx, s.local); err != nil &&
 			!errors.Is(err, auth.ErrNotFound) {
 			s.log.Error("removing account", "err", err)
+			s.reply(iqError(iq, "wait", "internal-server-error", ""))
 			return
 		}
 		s.log.Info("account removed in-band")
+		s.reply(iqResult(iq, nil))
 		return
 	}
 	s.changePassword(ctx, iq, sub, lang)

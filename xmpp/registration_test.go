@@ -3,11 +3,13 @@ package xmpp
 import (
 	"context"
 	"database/sql"
+	"encoding/base64"
 	"errors"
+	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/twotick/twotick/conf"
 	"github.com/twotick/twotick/xmpp/auth"
@@ -118,7 +120,7 @@ func TestInBandRegistration(t *testing.T) {
 	t.Run("password change", func(t *testing.T) {
 		c.send(t, "<iq type='set' id='p1'><query xmlns='"+register.NSRegister+"'>"+
 			"<username>"+number+"</username><password>"+newPW+"</password></query></iq>")
-		expectResultOrClose(t, c, "p1")
+		expectResultThenClose(t, c, "p1")
 		if err := dialLogin(t, ts, number, pw); err == nil {
 			t.Fatal("old password still accepted")
 		}
@@ -131,7 +133,7 @@ func TestInBandRegistration(t *testing.T) {
 		d := login(t, ts, number, newPW, "")
 		d.send(t, "<iq type='set' id='x1'><query xmlns='"+register.NSRegister+"'>"+
 			"<remove/></query></iq>")
-		expectResultOrClose(t, d, "x1")
+		expectResultThenClose(t, d, "x1")
 		if err := dialLogin(t, ts, number, newPW); err == nil {
 			t.Fatal("removed account can still log in")
 		}
@@ -159,28 +161,105 @@ func dialLogin(t *testing.T, ts *testServer, local, password string) error {
 	return c.auth(t, "SCRAM-SHA-256", local, password)
 }
 
-// expectResultOrClose waits for the result to id. A changed password or a
-// removed account ends the account's sessions, this one included, so the
-// connection may close before the result arrives; either is success here,
-// and the caller checks the effect by logging in.
-func expectResultOrClose(t *testing.T, c *rawClient, id string) {
+// expectResultThenClose waits for the result to id and then for the
+// not-authorized stream error: a changed password or a removed account ends
+// the account's sessions, this one included, but only after its answer has
+// been written (XEP-0077 § 3.2, § 3.3).
+func expectResultThenClose(t *testing.T, c *rawClient, id string) {
 	t.Helper()
-	deadline := time.Now().Add(waitTime)
-	for {
-		el, err := c.next(time.Until(deadline))
-		switch {
-		case errors.Is(err, errTimeout):
-			t.Fatalf("no answer to %s", id)
-		case err != nil:
-			return // closed
-		case el.Get("id") == id:
-			if el.Get("type") != "result" {
-				t.Fatalf("%s answered %s", id, el)
+	el := c.expect(t, func(el *wire.Element) bool {
+		return el.Get("id") == id || (el.Name.Space == wire.NSStream && el.Name.Local == "error")
+	}, 0)
+	if el.Get("id") != id || el.Get("type") != "result" {
+		t.Fatalf("%s answered %s, want its result before the stream ends", id, el)
+	}
+	c.expectStreamError(t, "not-authorized")
+}
+
+// TestReRegistrationClosesSessions registers a number that already has an
+// account, in-band and over the HTTP API: the new password replaces the
+// old one, and the account's logged-in sessions are closed.
+func TestReRegistrationClosesSessions(t *testing.T) {
+	const oldPW, newPW = "old password", "new password"
+	tests := []struct {
+		name     string
+		number   string
+		register func(t *testing.T, ts *testServer, number string)
+	}{
+		{"in-band", "+12025550131", reRegisterInBand},
+		{"http api", "+12025550132", reRegisterHTTP},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ts := newTestServer(t, withRegistration)
+			ctx := context.Background()
+			if err := ts.deps.Accounts.Create(ctx, tt.number, auth.KindPhone, oldPW); err != nil {
+				t.Fatal(err)
 			}
-			return
-		case el.Name.Space == wire.NSStream && el.Name.Local == "error":
-			return
-		}
+			old := login(t, ts, tt.number, oldPW, "phone")
+
+			tt.register(t, ts, tt.number)
+
+			old.expectStreamError(t, "not-authorized")
+			if err := dialLogin(t, ts, tt.number, oldPW); err == nil {
+				t.Fatal("old password still accepted")
+			}
+			if err := dialLogin(t, ts, tt.number, newPW); err != nil {
+				t.Fatalf("new password refused: %v", err)
+			}
+		})
+	}
+}
+
+// reRegisterInBand verifies number over XEP-0077 with the password "new
+// password".
+func reRegisterInBand(t *testing.T, ts *testServer, number string) {
+	c := preAuthRegistration(t, ts)
+	c.send(t, registerForm("r1", number, "new password", ""))
+	if el := c.nextSync(t); stanzaErrorCond(el) != "not-acceptable" {
+		t.Fatalf("submission without code answered %s", el)
+	}
+	code, err := register.ReadCodeFromLog(ts.cfg.SMS.LogFile, number)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.send(t, registerForm("r2", number, "new password", code))
+	if el := c.nextSync(t); el.Get("type") != "result" {
+		t.Fatalf("re-registration answered %s", el)
+	}
+}
+
+// reRegisterHTTP verifies number over the Quicksy API with the password
+// "new password"; an existing account answers 200, not 201.
+func reRegisterHTTP(t *testing.T, ts *testServer, number string) {
+	api := httptest.NewServer(register.NewHTTPHandler(ts.deps.Registrar, register.HTTPOptions{}))
+	defer api.Close()
+	resp, err := api.Client().Get(api.URL + "/authentication/" + number)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /authentication: %s", resp.Status)
+	}
+	code, err := register.ReadCodeFromLog(ts.cfg.SMS.LogFile, number)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, err := http.NewRequest(http.MethodPost, api.URL+"/password",
+		strings.NewReader("new password"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization",
+		base64.StdEncoding.EncodeToString([]byte("\x00"+number+"\x00"+code)))
+	resp, err = api.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("POST /password for an existing account: %s, want 200", resp.Status)
 	}
 }
 

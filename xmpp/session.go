@@ -56,6 +56,12 @@ type Session struct {
 	blocklist  bool     // the client asked for the blocklist: it gets pushes
 	carbons    bool     // XEP-0280 carbons are enabled
 	csi        csiState // XEP-0352 client state (csi.go)
+	// closeHeld defers terminate while the session's own request (a
+	// password change or removal, registration.go) is answered; heldClose
+	// is the terminate that came meanwhile.
+	closeHeld bool
+	heldClose *streamErr
+	idle      []chan struct{} // closed when the flush goroutine stops writing
 }
 
 func newSession(srv *Server, c *conn, full jid.JID) *Session {
@@ -145,6 +151,7 @@ func (s *Session) flush(c *conn) {
 		s.pending = nil
 		if len(batch) == 0 {
 			s.writing = false
+			s.wakeIdleLocked()
 			s.resumePumpLocked()
 			s.mu.Unlock()
 			return
@@ -162,6 +169,7 @@ func (s *Session) flush(c *conn) {
 			if s.c == c {
 				s.writing = false
 				s.pending = nil
+				s.wakeIdleLocked()
 			}
 			s.mu.Unlock()
 			return
@@ -290,9 +298,69 @@ func (s *Session) connEnded(c *conn, err error) {
 	s.end()
 }
 
-// terminate ends the session and closes its connection with se.
+// wakeIdleLocked tells awaitWritten that nothing is being written. Lock
+// must be held.
+func (s *Session) wakeIdleLocked() {
+	for _, ch := range s.idle {
+		close(ch)
+	}
+	s.idle = nil
+}
+
+// awaitWritten waits, at most d, until everything queued for the client so
+// far has been written or the connection has failed.
+func (s *Session) awaitWritten(d time.Duration) {
+	s.mu.Lock()
+	if !s.writing || s.c == nil {
+		s.mu.Unlock()
+		return
+	}
+	ch := make(chan struct{})
+	s.idle = append(s.idle, ch)
+	s.mu.Unlock()
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ch:
+	case <-t.C:
+	}
+}
+
+// holdTerminate defers terminate until releaseTerminate. A request that
+// closes its own session (a password change ends every session of the
+// account) uses it so that its answer reaches the client before the
+// stream error does.
+func (s *Session) holdTerminate() {
+	s.mu.Lock()
+	s.closeHeld = true
+	s.mu.Unlock()
+}
+
+// releaseTerminate ends the hold. If a terminate came meanwhile, it waits
+// (at most 5 s, for a client that does not read) until the answers queued
+// so far are written, then terminates as asked.
+func (s *Session) releaseTerminate() {
+	s.mu.Lock()
+	se := s.heldClose
+	s.closeHeld, s.heldClose = false, nil
+	s.mu.Unlock()
+	if se != nil {
+		s.awaitWritten(5 * time.Second)
+		s.terminate(se)
+	}
+}
+
+// terminate ends the session and closes its connection with se, or, while
+// holdTerminate is in effect, leaves that to releaseTerminate.
 func (s *Session) terminate(se *streamErr) {
 	s.mu.Lock()
+	if s.closeHeld {
+		if s.heldClose == nil {
+			s.heldClose = se
+		}
+		s.mu.Unlock()
+		return
+	}
 	c := s.c
 	s.mu.Unlock()
 	s.end()

@@ -126,8 +126,8 @@ func serve(ctx context.Context, cfg *conf.Config, logger *slog.Logger) error {
 		}()
 	}
 	if cfg.Registration.HTTPAddr != "" {
-		stopReg, err := serveRegistrationHTTP(cfg.Registration.HTTPAddr, registrar, tlsConf,
-			cfg.Shutdown.Timeout.Duration, logger)
+		stopReg, err := serveRegistrationHTTP(cfg.Registration.HTTPAddr, registrar,
+			cfg.Registration.TrustedProxies, tlsConf, cfg.Shutdown.Timeout.Duration, logger)
 		if err != nil {
 			return err
 		}
