@@ -338,6 +338,28 @@ func TestLimits(t *testing.T) {
 				_, err := c.Request(ctx, num(9), addrB, "")
 				limited(t, err, ScopeGlobal, 57*time.Minute)
 			}},
+		{"global 1000 per hour by default", Options{},
+			func(t *testing.T, c *Codes, clock *fakeClock) {
+				// Five codes per address stay within the address limits, so
+				// only the global cap can refuse the 1001st.
+				for i := range 1000 {
+					a := netip.AddrFrom4([4]byte{10, byte(i / 5 >> 8), byte(i / 5), 1})
+					mustRequest(t, c, num(i), a)
+					if i == 499 {
+						clock.Advance(30 * time.Minute)
+					}
+				}
+				_, err := c.Request(ctx, num(1000), addrB, "")
+				limited(t, err, ScopeGlobal, 30*time.Minute)
+				clock.Advance(30 * time.Minute)
+				// The first 500 have left the window; the next 500 have not.
+				for i := range 500 {
+					a := netip.AddrFrom4([4]byte{172, 16, byte(i / 5 >> 8), byte(i / 5)})
+					mustRequest(t, c, num(1001+i), a)
+				}
+				_, err = c.Request(ctx, num(2000), addrB, "")
+				limited(t, err, ScopeGlobal, 30*time.Minute)
+			}},
 		{"refused request is not counted", Options{}, func(t *testing.T, c *Codes, clock *fakeClock) {
 			mustRequest(t, c, num(1), addrA)
 			for range 10 {
@@ -387,6 +409,36 @@ func TestLimitsSurviveRestart(t *testing.T) {
 	_, err = c.Request(ctx, "+12025550301", addrA, "")
 	limited(t, err, ScopeAddress, 4*time.Minute)
 	if err := c.Verify(ctx, "+12025550101", code); err != nil {
+		t.Fatalf("code issued before the restart: %v", err)
+	}
+}
+
+// The global cap, the one that bounds the SMS bill, survives a restart too,
+// and so does a code invalidated by wrong guesses.
+func TestGlobalLimitSurvivesRestart(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "db")
+	clock := newClock()
+	opts := Options{Global: Limit{2, time.Hour}}
+
+	db := openDB(t, path)
+	c := openCodes(t, db, opts, clock)
+	code := mustRequest(t, c, "+12025550401", addrA)
+	mustRequest(t, c, "+12025550402", addrB)
+	for range 5 {
+		c.Verify(ctx, "+12025550402", "999999x")
+	}
+	db.Close()
+
+	clock.Advance(5 * time.Minute)
+	db = openDB(t, path)
+	c = openCodes(t, db, opts, clock)
+	_, err := c.Request(ctx, "+12025550403", netip.MustParseAddr("198.51.100.9"), "")
+	limited(t, err, ScopeGlobal, 55*time.Minute)
+	if err := c.Verify(ctx, "+12025550402", "000000"); !errors.Is(err, ErrTooManyAttempts) {
+		t.Fatalf("invalidated code after the restart: %v, want ErrTooManyAttempts", err)
+	}
+	if err := c.Verify(ctx, "+12025550401", code); err != nil {
 		t.Fatalf("code issued before the restart: %v", err)
 	}
 }
