@@ -116,6 +116,15 @@ func (s *Session) pushIQ(iq, p *wire.Element) {
 			s.reply(iqError(iq, "wait", "internal-server-error", ""))
 			return
 		}
+		// With no device left to wake, the session's resumption window
+		// is the ordinary one again.
+		var left int
+		if err := ps.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM push_registrations
+			WHERE owner = ?`, s.bare).Scan(&left); err == nil && left == 0 {
+			s.mu.Lock()
+			s.pushOn = false
+			s.mu.Unlock()
+		}
 	default:
 		s.reply(iqError(iq, "modify", "bad-request", ""))
 		return
