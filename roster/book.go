@@ -1,12 +1,17 @@
 package roster
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha1"
+	"crypto/sha256"
 	"database/sql"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -14,8 +19,15 @@ import (
 
 // bookSchema holds uploaded address books and the daily lookup quota. A
 // book row is one E.164 number of the owner's book with the name the owner
-// gave it; the quota table lists the numbers an owner looked up for the
-// first time on one UTC day.
+// gave it. The usage table counts the new numbers an owner looked up on
+// one UTC day; the quota table lists the numbers that left the owner's book
+// that day, which may come back without being counted again. (Numbers still
+// in the book are free anyway, so listing only the ones that left keeps an
+// upload of a fresh book to one insert a number. Databases written before
+// the usage table listed every number looked up; a missing usage row is
+// counted from them.) The digest table holds a hash of each stored book, so
+// that the common upload, the same book again, is recognised without
+// reading the book.
 const bookSchema = `
 CREATE TABLE IF NOT EXISTS roster_book (
 	owner  TEXT NOT NULL,
@@ -29,6 +41,15 @@ CREATE TABLE IF NOT EXISTS roster_book_quota (
 	day    TEXT NOT NULL,
 	number TEXT NOT NULL,
 	PRIMARY KEY (owner, day, number)
+);
+CREATE TABLE IF NOT EXISTS roster_book_digest (
+	owner  TEXT PRIMARY KEY,
+	digest BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS roster_book_usage (
+	owner TEXT PRIMARY KEY,
+	day   TEXT NOT NULL,
+	used  INTEGER NOT NULL
 );
 `
 
@@ -111,21 +132,46 @@ type SyncResult struct {
 //
 // Book is safe for concurrent use.
 type Book struct {
-	store  *Store
-	dir    Directory
-	domain string
-	limit  int
-	now    func() time.Time
+	store    *Store
+	dir      Directory
+	domain   string
+	limit    int
+	oneSided Subscription // None or To: see WithOneSided
+	now      func() time.Time
+}
+
+// BookOption configures a Book.
+type BookOption func(*Book)
+
+// WithOneSided sets what a one-sided entry (the owner holds the contact's
+// number, the contact does not hold the owner's) gives: None (the default)
+// lets the owner message the contact without seeing presence; To lets the
+// owner see the contact's presence, and gives the contact a book-made item
+// with subscription from for the owner. To tells a user's presence to
+// everyone who has their number, and shows them who has it: see
+// docs/contacts.md. Any other value means None.
+func WithOneSided(sub Subscription) BookOption {
+	return func(b *Book) {
+		if sub == To {
+			b.oneSided = To
+		}
+	}
 }
 
 // NewBook returns a Book over the store's tables. domain is the server's
 // domain: an account's JID is its E.164 number "@" domain. dailyLimit <= 0
 // means DefaultDailyLookups.
-func NewBook(store *Store, dir Directory, domain string, dailyLimit int) *Book {
+func NewBook(store *Store, dir Directory, domain string, dailyLimit int,
+	opts ...BookOption) *Book {
 	if dailyLimit <= 0 {
 		dailyLimit = DefaultDailyLookups
 	}
-	return &Book{store: store, dir: dir, domain: domain, limit: dailyLimit, now: time.Now}
+	b := &Book{store: store, dir: dir, domain: domain, limit: dailyLimit, oneSided: None,
+		now: time.Now}
+	for _, o := range opts {
+		o(b)
+	}
+	return b
 }
 
 // ownerNumber returns the E.164 number of a phone account's bare JID.
@@ -172,6 +218,11 @@ func Normalize(entries []Entry, region string) (book map[string]string, skipped 
 // Numbers not in the stored book count against the daily limit; an upload
 // past it changes nothing and returns a *LimitError. Re-uploading the same
 // book costs nothing.
+//
+// Everything happens in one transaction whose work grows with the changes,
+// not with the book: the stored book is read once and only its differences
+// are written, the owner's roster is read once and only changed items are
+// written, with one version bump for all of them (see bookWriter).
 func (b *Book) Sync(ctx context.Context, owner string, entries []Entry) (SyncResult, error) {
 	var res SyncResult
 	ownNum, err := ownerNumber(owner)
@@ -182,14 +233,15 @@ func (b *Book) Sync(ctx context.Context, owner string, entries []Entry) (SyncRes
 	delete(book, ownNum)
 	res.Skipped = skipped
 
-	if err := b.charge(ctx, owner, book); err != nil {
-		return res, err
-	}
 	numbers := make([]string, 0, len(book))
 	for n := range book {
 		numbers = append(numbers, n)
 	}
 	slices.Sort(numbers)
+	// The directory is read before the transaction: it is another table
+	// (or a cache), and reading it here keeps the write lock short. An
+	// account created meanwhile is added by Joined, which waits for the
+	// lock.
 	registered, err := b.dir.Registered(ctx, numbers)
 	if err != nil {
 		return res, fmt.Errorf("matching the book of %s: %w", owner, err)
@@ -202,15 +254,81 @@ func (b *Book) Sync(ctx context.Context, owner string, entries []Entry) (SyncRes
 	}
 	res.Ver = QuicksyVer(res.Matches)
 
+	digest := bookDigest(numbers, book)
 	err = b.store.write(ctx, func(tx *sql.Tx) error {
-		var err error
-		res.Pushes, res.OverCap, err = b.apply(ctx, tx, owner, ownNum, book, res.Matches)
+		var stored []byte
+		err := tx.QueryRowContext(ctx, `SELECT digest FROM roster_book_digest WHERE owner = ?`,
+			owner).Scan(&stored)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return err
+		}
+		if bytes.Equal(stored, digest) {
+			// The same book again: the rosters already follow it (Joined,
+			// Left and the contacts' uploads keep them in step), so only
+			// the matches left out by the cap remain to be counted.
+			var n int
+			err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM roster_items
+				WHERE owner = ? AND in_book = 1`, owner).Scan(&n)
+			res.OverCap = max(len(res.Matches)-n, 0)
+			return err
+		}
+		old, err := storedBook(ctx, tx, owner)
+		if err != nil {
+			return err
+		}
+		if err := b.charge(ctx, tx, owner, book, old); err != nil {
+			return err
+		}
+		if err := b.storeBook(ctx, tx, owner, book, old); err != nil {
+			return err
+		}
+		res.Pushes, res.OverCap, err = b.apply(ctx, tx, owner, ownNum, book, old, res.Matches)
+		if err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `INSERT INTO roster_book_digest (owner, digest) VALUES (?, ?)
+			ON CONFLICT (owner) DO UPDATE SET digest = excluded.digest`, owner, digest)
 		return err
 	})
+	var lim *LimitError
+	if errors.As(err, &lim) {
+		return SyncResult{}, err
+	}
 	if err != nil {
 		return SyncResult{}, fmt.Errorf("storing the book of %s: %w", owner, err)
 	}
 	return res, nil
+}
+
+// bookDigest hashes a normalised book: its sorted numbers, each with its
+// name.
+func bookDigest(sorted []string, book map[string]string) []byte {
+	h := sha256.New()
+	for _, n := range sorted {
+		io.WriteString(h, n)
+		h.Write([]byte{0x1f})
+		io.WriteString(h, book[n])
+		h.Write([]byte{0x1e})
+	}
+	return h.Sum(nil)
+}
+
+// storedBook reads owner's stored book: number to name.
+func storedBook(ctx context.Context, tx *sql.Tx, owner string) (map[string]string, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT number, name FROM roster_book WHERE owner = ?`, owner)
+	if err != nil {
+		return nil, fmt.Errorf("reading the book of %s: %w", owner, err)
+	}
+	defer rows.Close()
+	book := map[string]string{}
+	for rows.Next() {
+		var n, name string
+		if err := rows.Scan(&n, &name); err != nil {
+			return nil, fmt.Errorf("reading the book of %s: %w", owner, err)
+		}
+		book[n] = name
+	}
+	return book, rows.Err()
 }
 
 // day returns the current UTC day and the start of the next.
@@ -220,50 +338,119 @@ func (b *Book) day() (string, time.Time) {
 	return start.Format(time.DateOnly), start.AddDate(0, 0, 1)
 }
 
-// charge records the numbers of book that owner looks up for the first time
-// today, or refuses them all with a *LimitError.
-func (b *Book) charge(ctx context.Context, owner string, book map[string]string) error {
-	today, tomorrow := b.day()
-	return b.store.write(ctx, func(tx *sql.Tx) error {
-		// Earlier days no longer count; forgetting them keeps the table
-		// to at most one day's limit per owner.
-		if _, err := tx.ExecContext(ctx, `DELETE FROM roster_book_quota
-			WHERE owner = ? AND day <> ?`, owner, today); err != nil {
-			return fmt.Errorf("charging lookups of %s: %w", owner, err)
+// charge counts the numbers of book that owner looks up for the first time
+// today, or refuses them all with a *LimitError. Numbers of the stored
+// book (old) are free, and so are numbers that left it today. Lock: runs
+// inside Store.write; a refusal rolls the transaction back.
+func (b *Book) charge(ctx context.Context, tx *sql.Tx, owner string,
+	book, old map[string]string) error {
+	var fresh []string
+	for n := range book {
+		if _, ok := old[n]; !ok {
+			fresh = append(fresh, n)
 		}
-		known, err := stringSet(ctx, tx, `SELECT number FROM roster_book WHERE owner = ?
-			UNION SELECT number FROM roster_book_quota WHERE owner = ?`, owner, owner)
-		if err != nil {
-			return fmt.Errorf("charging lookups of %s: %w", owner, err)
-		}
-		var used int
-		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM roster_book_quota
-			WHERE owner = ?`, owner).Scan(&used); err != nil {
-			return fmt.Errorf("charging lookups of %s: %w", owner, err)
-		}
-		var fresh []string
-		for n := range book {
-			if !known[n] {
-				fresh = append(fresh, n)
-			}
-		}
-		if used+len(fresh) > b.limit {
-			return &LimitError{Owner: owner, New: len(fresh), Left: max(b.limit-used, 0),
-				RetryAt: tomorrow}
-		}
-		ins, err := tx.PrepareContext(ctx, `INSERT INTO roster_book_quota (owner, day, number)
-			VALUES (?, ?, ?)`)
-		if err != nil {
-			return fmt.Errorf("charging lookups of %s: %w", owner, err)
-		}
-		defer ins.Close()
-		for _, n := range fresh {
-			if _, err := ins.ExecContext(ctx, owner, today, n); err != nil {
-				return fmt.Errorf("charging lookups of %s: %w", owner, err)
-			}
-		}
+	}
+	if len(fresh) == 0 {
 		return nil
-	})
+	}
+	today, tomorrow := b.day()
+	used, err := b.usage(ctx, tx, owner, today)
+	if err != nil {
+		return fmt.Errorf("charging lookups of %s: %w", owner, err)
+	}
+	back, err := stringSet(ctx, tx, `SELECT number FROM roster_book_quota
+		WHERE owner = ? AND day = ?`, owner, today)
+	if err != nil {
+		return fmt.Errorf("charging lookups of %s: %w", owner, err)
+	}
+	cost := 0
+	for _, n := range fresh {
+		if !back[n] {
+			cost++
+		}
+	}
+	if cost == 0 {
+		return nil
+	}
+	if used+cost > b.limit {
+		return &LimitError{Owner: owner, New: cost, Left: max(b.limit-used, 0), RetryAt: tomorrow}
+	}
+	_, err = tx.ExecContext(ctx, `INSERT INTO roster_book_usage (owner, day, used) VALUES (?, ?, ?)
+		ON CONFLICT (owner) DO UPDATE SET day = excluded.day, used = excluded.used`,
+		owner, today, used+cost)
+	if err != nil {
+		return fmt.Errorf("charging lookups of %s: %w", owner, err)
+	}
+	return nil
+}
+
+// usage returns how many new numbers owner looked up today, forgetting the
+// quota rows of earlier days when the day changed.
+func (b *Book) usage(ctx context.Context, tx *sql.Tx, owner, today string) (int, error) {
+	var day string
+	var used int
+	err := tx.QueryRowContext(ctx, `SELECT day, used FROM roster_book_usage WHERE owner = ?`,
+		owner).Scan(&day, &used)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		// No usage row yet: a database from before the usage table
+		// listed every number looked up today in the quota table.
+		err = tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM roster_book_quota
+			WHERE owner = ? AND day = ?`, owner, today).Scan(&used)
+		day = today
+	case err != nil:
+		return 0, err
+	}
+	if err != nil {
+		return 0, err
+	}
+	if day != today {
+		used = 0
+	}
+	// Earlier days no longer count; forgetting them keeps the table to
+	// the numbers that left the book today.
+	if _, err := tx.ExecContext(ctx, `DELETE FROM roster_book_quota
+		WHERE owner = ? AND day <> ?`, owner, today); err != nil {
+		return 0, err
+	}
+	return used, nil
+}
+
+// storeBook writes the differences between the stored book old and book,
+// and lists the numbers that left it in today's quota, so that putting
+// them back today costs nothing. Rows go in as JSON (see bookWriter).
+func (b *Book) storeBook(ctx context.Context, tx *sql.Tx, owner string,
+	book, old map[string]string) error {
+	today, _ := b.day()
+	changed := map[string]string{}
+	for n, name := range book {
+		if was, ok := old[n]; !ok || was != name {
+			changed[n] = name
+		}
+	}
+	var gone []string
+	for n := range old {
+		if _, ok := book[n]; !ok {
+			gone = append(gone, n)
+		}
+	}
+	err := execJSON(ctx, tx, `INSERT INTO roster_book (owner, number, name)
+		SELECT ?, key, value FROM json_each(?) WHERE true
+		ON CONFLICT (owner, number) DO UPDATE SET name = excluded.name`, owner, changed)
+	if err == nil {
+		err = execJSON(ctx, tx, `DELETE FROM roster_book WHERE owner = ?
+			AND number IN (SELECT value FROM json_each(?))`, owner, gone)
+	}
+	if err == nil && len(gone) > 0 {
+		js, _ := json.Marshal(gone)
+		_, err = tx.ExecContext(ctx, `INSERT INTO roster_book_quota (owner, day, number)
+			SELECT ?, ?, value FROM json_each(?) WHERE true ON CONFLICT DO NOTHING`,
+			owner, today, string(js))
+	}
+	if err != nil {
+		return fmt.Errorf("storing the book of %s: %w", owner, err)
+	}
+	return nil
 }
 
 func stringSet(ctx context.Context, q querier, query string, args ...any) (map[string]bool, error) {
@@ -283,38 +470,33 @@ func stringSet(ctx context.Context, q querier, query string, args ...any) (map[s
 	return set, rows.Err()
 }
 
-// apply stores book as owner's address book and brings the rosters of owner
-// and of the matched contacts in line with it. Lock: runs inside
-// Store.write.
+// apply brings the rosters of owner and of the contacts concerned in line
+// with owner's new book: the matches, and the numbers that left the book.
+// Lock: runs inside Store.write, after storeBook.
 func (b *Book) apply(ctx context.Context, tx *sql.Tx, owner, ownNum string,
-	book map[string]string, matches []Match) (pushes []Push, overCap int, err error) {
-	old, err := stringSet(ctx, tx, `SELECT number FROM roster_book WHERE owner = ?`, owner)
+	book, old map[string]string, matches []Match) (pushes []Push, overCap int, err error) {
+	// Who holds the owner's number decides mutuality.
+	holders, err := bookHolders(ctx, tx, ownNum)
 	if err != nil {
 		return nil, 0, err
 	}
-	if _, err := tx.ExecContext(ctx, `DELETE FROM roster_book WHERE owner = ?`, owner); err != nil {
-		return nil, 0, err
+	holds := make(map[string]string, len(holders))
+	for _, h := range holders {
+		holds[h.owner] = h.name
 	}
-	ins, err := tx.PrepareContext(ctx,
-		`INSERT INTO roster_book (owner, number, name) VALUES (?, ?, ?)`)
+	w, err := b.newBookWriter(ctx, tx, owner)
 	if err != nil {
 		return nil, 0, err
-	}
-	defer ins.Close()
-	for n, name := range book {
-		if _, err := ins.ExecContext(ctx, owner, n, name); err != nil {
-			return nil, 0, err
-		}
 	}
 
-	// Who among the matches holds the owner's number decides mutuality.
-	holders, err := stringSet(ctx, tx, `SELECT owner FROM roster_book WHERE number = ?`, ownNum)
-	if err != nil {
-		return nil, 0, err
+	type other struct {
+		jid              string
+		theirs, heldBack bool
 	}
+	var others []other
 	for _, m := range matches {
-		mutual := holders[m.JID]
-		p, err := b.store.markInBook(ctx, tx, owner, m.JID, true, book[m.Number], mutual)
+		_, theirs := holds[m.JID]
+		p, err := w.set(m.JID, b.want(true, theirs), true, book[m.Number])
 		if errors.Is(err, ErrTooManyItems) {
 			overCap++
 			continue
@@ -323,34 +505,39 @@ func (b *Book) apply(ctx context.Context, tx *sql.Tx, owner, ownNum string,
 			return nil, 0, err
 		}
 		pushes = appendPush(pushes, p)
-		if mutual {
-			p, err := b.store.setBookSubscription(ctx, tx, m.JID, owner, Both)
-			if err != nil {
-				return nil, 0, err
-			}
-			pushes = appendPush(pushes, p)
-		}
+		others = append(others, other{m.JID, theirs, true})
 	}
-
-	// Numbers that left the book: the owner's book item goes, and a mutual
-	// pair falls back to one-sided.
 	for n := range old {
 		if _, still := book[n]; still {
 			continue
 		}
 		jid := n + "@" + b.domain
-		p, err := b.store.markInBook(ctx, tx, owner, jid, false, "", false)
+		_, theirs := holds[jid]
+		p, err := w.set(jid, b.want(false, theirs), false, "")
 		if err != nil {
 			return nil, 0, err
 		}
 		pushes = appendPush(pushes, p)
-		if holders[jid] {
-			p, err := b.store.setBookSubscription(ctx, tx, jid, owner, None)
-			if err != nil {
-				return nil, 0, err
-			}
-			pushes = appendPush(pushes, p)
+		others = append(others, other{jid, theirs, false})
+	}
+	if err := w.finish(ctx); err != nil {
+		return nil, 0, err
+	}
+
+	// The contacts' side changes only for mutual pairs, or for every pair
+	// when one-sided entries give presence (the contact's from item).
+	stmts := newTxStmts(tx)
+	defer stmts.close()
+	for _, o := range others {
+		if !o.theirs && b.oneSided == None {
+			continue
 		}
+		p, err := b.setItem(ctx, stmts, o.jid, owner, b.want(o.theirs, o.heldBack), o.theirs,
+			holds[o.jid])
+		if err != nil {
+			return nil, 0, err
+		}
+		pushes = appendPush(pushes, p)
 	}
 	return pushes, overCap, nil
 }
@@ -360,108 +547,6 @@ func appendPush(pushes []Push, p *Push) []Push {
 		return pushes
 	}
 	return append(pushes, *p)
-}
-
-// markInBook records whether contact is in owner's book, under name, and
-// sets a book-only item's subscription from mutual. An item leaving the
-// book is removed unless it is manual. It creates a missing item only when
-// inBook; nil means nothing changed. Lock: runs inside Store.write.
-func (s *Store) markInBook(ctx context.Context, tx *sql.Tx, owner, contact string,
-	inBook bool, name string, mutual bool) (*Push, error) {
-	r, found, err := load(ctx, tx, owner, contact)
-	if err != nil {
-		return nil, err
-	}
-	if !found && !inBook {
-		return nil, nil
-	}
-	if !found {
-		if err := s.checkRoom(ctx, tx, "roster_items", owner); err != nil {
-			return nil, err
-		}
-		r = record{Item: Item{JID: contact, Subscription: None}}
-	}
-	before := r.item()
-	if !inBook && !r.manual {
-		v, err := bump(ctx, tx, owner)
-		if err != nil {
-			return nil, err
-		}
-		if err := drop(ctx, tx, owner, contact, v); err != nil {
-			return nil, err
-		}
-		it := Item{JID: contact, Subscription: Remove, Groups: []string{}}
-		return &Push{Owner: owner, Item: it, Ver: formatVer(v), Before: before.Subscription}, nil
-	}
-	r.inBook, r.bookName = inBook, name
-	if !r.manual {
-		r.Subscription = None
-		if mutual {
-			r.Subscription = Both
-		}
-	}
-	return s.saveIfChanged(ctx, tx, owner, r, before, found)
-}
-
-// setBookSubscription sets the subscription of owner's book-only item for
-// contact, creating it from owner's book if the number is there but the
-// item is missing. Manual items are left alone. Lock: runs inside
-// Store.write.
-func (s *Store) setBookSubscription(ctx context.Context, tx *sql.Tx, owner, contact string,
-	sub Subscription) (*Push, error) {
-	r, found, err := load(ctx, tx, owner, contact)
-	if err != nil {
-		return nil, err
-	}
-	if found && r.manual {
-		return nil, nil
-	}
-	if !found {
-		num, _, _ := strings.Cut(contact, "@")
-		var name string
-		err := tx.QueryRowContext(ctx, `SELECT name FROM roster_book
-			WHERE owner = ? AND number = ?`, owner, num).Scan(&name)
-		if errors.Is(err, sql.ErrNoRows) {
-			return nil, nil
-		}
-		if err != nil {
-			return nil, err
-		}
-		if err := s.checkRoom(ctx, tx, "roster_items", owner); err != nil {
-			if errors.Is(err, ErrTooManyItems) {
-				return nil, nil
-			}
-			return nil, err
-		}
-		r = record{Item: Item{JID: contact, Subscription: None}, inBook: true, bookName: name}
-	}
-	before := r.item()
-	r.Subscription = sub
-	return s.saveIfChanged(ctx, tx, owner, r, before, found)
-}
-
-// saveIfChanged saves r at a new version if it differs from before (or is
-// new) and returns the push for it.
-func (s *Store) saveIfChanged(ctx context.Context, tx *sql.Tx, owner string, r record,
-	before Item, found bool) (*Push, error) {
-	after := r.item()
-	if found && after.Name == before.Name && after.Subscription == before.Subscription &&
-		after.Origin == before.Origin {
-		// Only hidden columns may differ; store them without a push.
-		v, err := version(ctx, tx, owner)
-		if err != nil {
-			return nil, err
-		}
-		return nil, save(ctx, tx, owner, r, v)
-	}
-	v, err := bump(ctx, tx, owner)
-	if err != nil {
-		return nil, err
-	}
-	if err := save(ctx, tx, owner, r, v); err != nil {
-		return nil, err
-	}
-	return &Push{Owner: owner, Item: after, Ver: formatVer(v), Before: before.Subscription}, nil
 }
 
 // QuicksyVer computes the 'ver' of a Quicksy phone-book exchange over the
@@ -500,8 +585,9 @@ func QuicksyVer(matches []Match) string {
 }
 
 // Joined adds a newly registered number to the roster of every user whose
-// book holds it ("joined"), named as in each book. It returns the pushes for
-// those users; a user whose roster is full is skipped.
+// book holds it ("joined"), named as in each book, and gives the new
+// account its side of each pair. It returns the pushes for those users; a
+// user whose roster is full is skipped.
 func (b *Book) Joined(ctx context.Context, number string) ([]Push, error) {
 	jid := number + "@" + b.domain
 	var pushes []Push
@@ -512,23 +598,22 @@ func (b *Book) Joined(ctx context.Context, number string) ([]Push, error) {
 		}
 		// The new account's own book is normally empty; if it is not (an
 		// upload raced the registration), mutual pairs form here.
-		theirs, err := stringSet(ctx, tx, `SELECT number FROM roster_book WHERE owner = ?`, jid)
+		theirs, err := storedBook(ctx, tx, jid)
 		if err != nil {
 			return err
 		}
+		stmts := newTxStmts(tx)
+		defer stmts.close()
 		for _, h := range holders {
 			hNum, _, _ := strings.Cut(h.owner, "@")
-			mutual := theirs[hNum]
-			p, err := b.store.markInBook(ctx, tx, h.owner, jid, true, h.name, mutual)
-			if errors.Is(err, ErrTooManyItems) {
-				continue
-			}
+			name, back := theirs[hNum]
+			p, err := b.setItem(ctx, stmts, h.owner, jid, b.want(true, back), true, h.name)
 			if err != nil {
 				return err
 			}
 			pushes = appendPush(pushes, p)
-			if mutual {
-				p, err := b.store.setBookSubscription(ctx, tx, jid, h.owner, Both)
+			if back || b.oneSided == To {
+				p, err := b.setItem(ctx, stmts, jid, h.owner, b.want(back, true), back, name)
 				if err != nil {
 					return err
 				}
@@ -551,19 +636,22 @@ func (b *Book) Left(ctx context.Context, number string) ([]Push, error) {
 	jid := number + "@" + b.domain
 	var pushes []Push
 	err := b.store.write(ctx, func(tx *sql.Tx) error {
-		holders, err := bookHolders(ctx, tx, number)
+		owners, err := stringSet(ctx, tx, `SELECT owner FROM roster_items WHERE contact = ?`, jid)
 		if err != nil {
 			return err
 		}
-		for _, h := range holders {
-			p, err := b.store.markInBook(ctx, tx, h.owner, jid, false, "", false)
+		stmts := newTxStmts(tx)
+		defer stmts.close()
+		for _, owner := range slices.Sorted(maps.Keys(owners)) {
+			p, err := b.setItem(ctx, stmts, owner, jid, pairState{}, false, "")
 			if err != nil {
 				return err
 			}
 			pushes = appendPush(pushes, p)
 		}
-		for _, table := range []string{"roster_book", "roster_book_quota", "roster_items",
-			"roster_removed", "roster_pending", "roster_versions"} {
+		for _, table := range []string{"roster_book", "roster_book_digest", "roster_book_quota",
+			"roster_book_usage",
+			"roster_items", "roster_removed", "roster_pending", "roster_versions"} {
 			if _, err := tx.ExecContext(ctx,
 				`DELETE FROM `+table+` WHERE owner = ?`, jid); err != nil {
 				return err

@@ -3,15 +3,11 @@ package roster
 import (
 	"context"
 	"errors"
-	"fmt"
 	"maps"
-	"path/filepath"
 	"slices"
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/twotick/twotick/xmpp/storage"
 )
 
 // directory is a Directory over a set of numbers.
@@ -313,37 +309,5 @@ func TestJoinedAndLeft(t *testing.T) {
 	}
 	if ver, items, _ := s.Items(ctx, carol); ver != "0" || len(items) != 0 {
 		t.Errorf("deleted account keeps roster %s %v", ver, items)
-	}
-}
-
-// BenchmarkSync uploads a book of 1,000 numbers, 100 of them registered, for
-// a new owner each time (so every upload does the full work).
-func BenchmarkSync(b *testing.B) {
-	db, err := storage.Open(context.Background(), filepath.Join(b.TempDir(), "b.db"), "normal")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer db.Close()
-	ctx := context.Background()
-	s, err := OpenStore(ctx, db)
-	if err != nil {
-		b.Fatal(err)
-	}
-	dir := newDirectory()
-	entries := make([]Entry, 1000)
-	for i := range entries {
-		n := fmt.Sprintf("+1202555%04d", i)
-		entries[i] = Entry{Number: n, Name: "n" + n}
-		if i%10 == 0 {
-			dir.numbers[n] = true
-		}
-	}
-	book := NewBook(s, dir, "localhost", 0)
-	b.ResetTimer()
-	for i := 0; b.Loop(); i++ {
-		owner := fmt.Sprintf("+1303555%04d@localhost", i)
-		if _, err := book.Sync(ctx, owner, entries); err != nil {
-			b.Fatal(err)
-		}
 	}
 }

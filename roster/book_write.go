@@ -1,0 +1,393 @@
+package roster
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+)
+
+// pairState is what one side of a pair of users should have for the other,
+// as far as address books decide it.
+type pairState struct {
+	exists bool         // the owner has an item for the contact
+	sub    Subscription // its subscription, unless the item is manual
+}
+
+// want returns the state of x's item for y from who holds whose number.
+// With the default one-sided policy only x's own book makes the item, and
+// presence flows only between users who hold each other; with policy To,
+// holding a number gives its presence, so y's book alone gives x an item
+// with subscription from.
+func (b *Book) want(xHoldsY, yHoldsX bool) pairState {
+	if b.oneSided == To {
+		return pairState{exists: xHoldsY || yHoldsX, sub: withHalves(xHoldsY, yHoldsX)}
+	}
+	sub := None
+	if xHoldsY && yHoldsX {
+		sub = Both
+	}
+	return pairState{exists: xHoldsY, sub: sub}
+}
+
+// bookWriter changes the items of one owner's roster during Sync. It reads
+// the roster once, keeps the count of items for the cap instead of
+// counting rows, and gives each change its own version (XEP-0237 needs
+// them unique per owner). The changes are buffered and written in finish
+// with a few statements that read their rows from a JSON array
+// (json_each): one statement for a thousand rows costs a fraction of a
+// thousand, because binding and stepping each row from Go is what an
+// upload mostly spent its time on.
+type bookWriter struct {
+	tx       *sql.Tx
+	owner    string
+	max      int
+	recs     map[string]record // the owner's items by contact
+	ver, was int64
+
+	saves []itemRow
+	drops []dropRow
+}
+
+// itemRow is the part of a roster_items row that the book sets, in the
+// JSON that finish writes. The other columns keep their values, or their
+// defaults in a new row: the book never sets a name, groups, manual, ask or
+// approved.
+type itemRow struct {
+	Contact  string
+	InBook   int
+	BookName string
+	Sub      string
+	Ver      int64
+	New      bool
+}
+
+// MarshalJSON writes the row as an array, which SQLite reads faster than
+// an object.
+func (r itemRow) MarshalJSON() ([]byte, error) {
+	return json.Marshal([]any{r.Contact, r.InBook, r.BookName, r.Sub, r.Ver})
+}
+
+type dropRow struct {
+	Contact string `json:"c"`
+	Ver     int64  `json:"v"`
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func (b *Book) newBookWriter(ctx context.Context, tx *sql.Tx, owner string) (*bookWriter, error) {
+	w := &bookWriter{tx: tx, owner: owner, max: b.store.maxItems, recs: map[string]record{}}
+	rows, err := tx.QueryContext(ctx, selectItems+` WHERE i.owner = ?`, owner)
+	if err != nil {
+		return nil, fmt.Errorf("loading roster of %s: %w", owner, err)
+	}
+	for rows.Next() {
+		r, err := scanRecord(rows)
+		if err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("loading roster of %s: %w", owner, err)
+		}
+		w.recs[r.JID] = r
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("loading roster of %s: %w", owner, err)
+	}
+	if w.ver, err = version(ctx, tx, owner); err != nil {
+		return nil, err
+	}
+	w.was = w.ver
+	return w, nil
+}
+
+// set gives the owner's item for contact the state st, recording whether
+// the contact's number is in the owner's book and under which name. A
+// manual item keeps its subscription and is never removed. It returns the
+// push for a visible change, nil for none, and an error wrapping
+// ErrTooManyItems when a new item would pass the cap. Each contact may be
+// set once per writer.
+func (w *bookWriter) set(contact string, st pairState, inBook bool, name string) (*Push, error) {
+	r, found := w.recs[contact]
+	if !found && !st.exists {
+		return nil, nil
+	}
+	if !found {
+		if len(w.recs) >= w.max {
+			return nil, fmt.Errorf("%s has %d items: %w", w.owner, len(w.recs), ErrTooManyItems)
+		}
+		r = record{Item: Item{JID: contact, Subscription: None}}
+	}
+	before := r.item()
+	if !st.exists && !r.manual {
+		w.ver++
+		w.drops = append(w.drops, dropRow{Contact: contact, Ver: w.ver})
+		delete(w.recs, contact)
+		return &Push{Owner: w.owner, Item: Item{JID: contact, Subscription: Remove,
+			Groups: []string{}}, Ver: formatVer(w.ver), Before: before.Subscription}, nil
+	}
+	hidden := r.inBook != inBook || r.bookName != name
+	r.inBook, r.bookName = inBook, name
+	if !r.manual {
+		r.Subscription = st.sub
+	}
+	after := r.item()
+	if found && after.Name == before.Name && after.Subscription == before.Subscription &&
+		after.Origin == before.Origin {
+		if hidden {
+			// Only hidden columns differ: store them without a push.
+			w.recs[contact] = r
+			return nil, w.save(r, found)
+		}
+		return nil, nil
+	}
+	w.ver++
+	w.recs[contact] = r
+	if err := w.save(r, found); err != nil {
+		return nil, err
+	}
+	return &Push{Owner: w.owner, Item: after, Ver: formatVer(w.ver), Before: before.Subscription}, nil
+}
+
+// save buffers the book's columns of r at the writer's current version.
+func (w *bookWriter) save(r record, found bool) error {
+	w.saves = append(w.saves, itemRow{Contact: r.JID, InBook: b2i(r.inBook),
+		BookName: r.bookName, Sub: string(r.Subscription), Ver: w.ver, New: !found})
+	return nil
+}
+
+// finish writes the buffered changes and the owner's new version: saved
+// items as save does (forgetting the tombstones of new ones), removed
+// items as drop does.
+func (w *bookWriter) finish(ctx context.Context) error {
+	fail := func(err error) error {
+		return fmt.Errorf("writing roster of %s: %w", w.owner, err)
+	}
+	if len(w.saves) > 0 {
+		js, err := json.Marshal(w.saves)
+		if err != nil {
+			return fail(err)
+		}
+		if _, err := w.tx.ExecContext(ctx, `INSERT INTO roster_items
+			(owner, contact, in_book, book_name, subscription, ver)
+			SELECT ?, value->>0, value->>1, value->>2, value->>3, value->>4
+			FROM json_each(?) WHERE true
+			ON CONFLICT (owner, contact) DO UPDATE SET in_book = excluded.in_book,
+			book_name = excluded.book_name, subscription = excluded.subscription,
+			ver = excluded.ver`,
+			w.owner, string(js)); err != nil {
+			return fail(err)
+		}
+		var fresh []string
+		for _, r := range w.saves {
+			if r.New {
+				fresh = append(fresh, r.Contact)
+			}
+		}
+		if err := execJSON(ctx, w.tx, `DELETE FROM roster_removed WHERE owner = ?
+			AND contact IN (SELECT value FROM json_each(?))`, w.owner, fresh); err != nil {
+			return fail(err)
+		}
+	}
+	if len(w.drops) > 0 {
+		js, err := json.Marshal(w.drops)
+		if err != nil {
+			return fail(err)
+		}
+		if _, err := w.tx.ExecContext(ctx, `DELETE FROM roster_items WHERE owner = ?
+			AND contact IN (SELECT value->>'c' FROM json_each(?))`,
+			w.owner, string(js)); err != nil {
+			return fail(err)
+		}
+		if _, err := w.tx.ExecContext(ctx, `INSERT INTO roster_removed (owner, contact, ver)
+			SELECT ?, value->>'c', value->>'v' FROM json_each(?) WHERE true
+			ON CONFLICT (owner, contact) DO UPDATE SET ver = excluded.ver`,
+			w.owner, string(js)); err != nil {
+			return fail(err)
+		}
+	}
+	if w.ver == w.was {
+		return nil
+	}
+	_, err := w.tx.ExecContext(ctx, `INSERT INTO roster_versions (owner, ver) VALUES (?, ?)
+		ON CONFLICT (owner) DO UPDATE SET ver = excluded.ver`, w.owner, w.ver)
+	if err != nil {
+		return fail(err)
+	}
+	return nil
+}
+
+// execJSON runs query with owner and the JSON array of values, if there are
+// any values.
+func execJSON(ctx context.Context, tx *sql.Tx, query, owner string, values any) error {
+	js, err := json.Marshal(values)
+	if err != nil {
+		return err
+	}
+	if string(js) == "null" || string(js) == "[]" || string(js) == "{}" {
+		return nil
+	}
+	_, err = tx.ExecContext(ctx, query, owner, string(js))
+	return err
+}
+
+// txStmts prepares each statement once per transaction: Joined and Left
+// run the same few statements for thousands of owners, and preparing
+// costs more than running a point query.
+type txStmts struct {
+	tx *sql.Tx
+	m  map[string]*sql.Stmt
+}
+
+func newTxStmts(tx *sql.Tx) *txStmts { return &txStmts{tx: tx, m: map[string]*sql.Stmt{}} }
+
+func (c *txStmts) get(ctx context.Context, query string) (*sql.Stmt, error) {
+	if st, ok := c.m[query]; ok {
+		return st, nil
+	}
+	st, err := c.tx.PrepareContext(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	c.m[query] = st
+	return st, nil
+}
+
+func (c *txStmts) exec(ctx context.Context, query string, args ...any) error {
+	st, err := c.get(ctx, query)
+	if err == nil {
+		_, err = st.ExecContext(ctx, args...)
+	}
+	return err
+}
+
+func (c *txStmts) scan(ctx context.Context, query string, args []any, dest ...any) error {
+	st, err := c.get(ctx, query)
+	if err != nil {
+		return err
+	}
+	return st.QueryRowContext(ctx, args...).Scan(dest...)
+}
+
+func (c *txStmts) close() {
+	for _, st := range c.m {
+		st.Close()
+	}
+}
+
+// setItem gives owner's item for contact the state st, one item at a time:
+// the other side of a pair, and Joined and Left. A manual item keeps its
+// subscription and is never removed; an owner whose roster is full gets no
+// new item. It returns the push for a visible change, nil for none. The
+// statements are those of Store's load, checkRoom, bump, save and drop,
+// prepared once per transaction.
+func (b *Book) setItem(ctx context.Context, c *txStmts, owner, contact string, st pairState,
+	inBook bool, name string) (*Push, error) {
+	fail := func(err error) (*Push, error) {
+		return nil, fmt.Errorf("updating roster item %s of %s: %w", contact, owner, err)
+	}
+	var r record
+	found := true
+	stmt, err := c.get(ctx, selectItems+` WHERE i.owner = ? AND i.contact = ?`)
+	if err != nil {
+		return fail(err)
+	}
+	r, err = scanRecord(stmt.QueryRowContext(ctx, owner, contact))
+	if errors.Is(err, sql.ErrNoRows) {
+		found, err = false, nil
+	}
+	if err != nil {
+		return fail(err)
+	}
+	if !found && !st.exists {
+		return nil, nil
+	}
+	if !found {
+		var n int
+		if err := c.scan(ctx, `SELECT COUNT(*) FROM roster_items WHERE owner = ?`,
+			[]any{owner}, &n); err != nil {
+			return fail(err)
+		}
+		if n >= b.store.maxItems {
+			return nil, nil
+		}
+		r = record{Item: Item{JID: contact, Subscription: None}}
+	}
+	before := r.item()
+	if found && r.inBook == inBook && r.bookName == name &&
+		(r.manual || (st.exists && r.Subscription == st.sub)) {
+		return nil, nil
+	}
+	bumpVer := func() (int64, error) {
+		var v int64
+		err := c.scan(ctx, `INSERT INTO roster_versions (owner, ver) VALUES (?, 1)
+			ON CONFLICT (owner) DO UPDATE SET ver = ver + 1 RETURNING ver`, []any{owner}, &v)
+		return v, err
+	}
+	if !st.exists && !r.manual {
+		v, err := bumpVer()
+		if err == nil {
+			err = c.exec(ctx, `DELETE FROM roster_items WHERE owner = ? AND contact = ?`,
+				owner, contact)
+		}
+		if err == nil {
+			err = c.exec(ctx, `INSERT INTO roster_removed (owner, contact, ver) VALUES (?, ?, ?)
+				ON CONFLICT (owner, contact) DO UPDATE SET ver = excluded.ver`, owner, contact, v)
+		}
+		if err != nil {
+			return fail(err)
+		}
+		it := Item{JID: contact, Subscription: Remove, Groups: []string{}}
+		return &Push{Owner: owner, Item: it, Ver: formatVer(v), Before: before.Subscription}, nil
+	}
+	r.inBook, r.bookName = inBook, name
+	if !r.manual {
+		r.Subscription = st.sub
+	}
+	after := r.item()
+	visible := !found || after.Name != before.Name || after.Subscription != before.Subscription ||
+		after.Origin != before.Origin
+	var v int64
+	if visible {
+		v, err = bumpVer()
+	} else {
+		err = c.scan(ctx, `SELECT ver FROM roster_versions WHERE owner = ?`, []any{owner}, &v)
+	}
+	if err != nil {
+		return fail(err)
+	}
+	groups := []byte("[]")
+	if len(r.Groups) > 0 {
+		if groups, err = json.Marshal(r.Groups); err != nil {
+			return fail(err)
+		}
+	}
+	if err := c.exec(ctx, upsertItem, owner, r.JID, r.name, string(groups), r.manual, r.inBook,
+		r.bookName, string(r.Subscription), r.Ask, r.Approved, v); err != nil {
+		return fail(err)
+	}
+	if !found {
+		if err := c.exec(ctx, `DELETE FROM roster_removed WHERE owner = ? AND contact = ?`,
+			owner, contact); err != nil {
+			return fail(err)
+		}
+	}
+	if !visible {
+		return nil, nil
+	}
+	return &Push{Owner: owner, Item: after, Ver: formatVer(v), Before: before.Subscription}, nil
+}
+
+// upsertItem is save's statement.
+const upsertItem = `INSERT INTO roster_items
+	(owner, contact, name, groups, manual, in_book, book_name, subscription, ask, approved, ver)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+	ON CONFLICT (owner, contact) DO UPDATE SET name = excluded.name,
+	groups = excluded.groups, manual = excluded.manual, in_book = excluded.in_book,
+	book_name = excluded.book_name, subscription = excluded.subscription,
+	ask = excluded.ask, approved = excluded.approved, ver = excluded.ver`
