@@ -51,7 +51,7 @@ CREATE TABLE IF NOT EXISTS roster_book_usage (
 	day   TEXT NOT NULL,
 	used  INTEGER NOT NULL
 );
-`
+` + queueSchema
 
 // DefaultDailyLookups is how many new distinct numbers an account may look
 // up per UTC day when NewBook is given no limit.

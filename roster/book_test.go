@@ -311,3 +311,95 @@ func TestJoinedAndLeft(t *testing.T) {
 		t.Errorf("deleted account keeps roster %s %v", ver, items)
 	}
 }
+
+// TestOneSidedPolicy checks both settings of WithOneSided for an entry that
+// only the owner holds, and that a later mutual pair is both either way.
+func TestOneSidedPolicy(t *testing.T) {
+	tests := []struct {
+		name          string
+		policy        Subscription
+		owner         Subscription // Alice's item for Bob after her upload
+		contactExists bool         // Bob has an item for Alice
+		contact       Subscription
+	}{
+		{name: "none", policy: None, owner: None},
+		{name: "to", policy: To, owner: To, contactExists: true, contact: From},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			s := openTestStore(t)
+			b := NewBook(s, newDirectory(aliceNum, bobNum), "localhost", 0, WithOneSided(tc.policy))
+			if _, err := b.Sync(ctx, alice, []Entry{{bobNum, "Bob"}}); err != nil {
+				t.Fatal(err)
+			}
+			if it, ok, _ := s.Get(ctx, alice, bob); !ok || it.Subscription != tc.owner {
+				t.Errorf("Alice's item %+v (%v), want %s", it, ok, tc.owner)
+			}
+			it, ok, _ := s.Get(ctx, bob, alice)
+			if ok != tc.contactExists || (ok && it.Subscription != tc.contact) {
+				t.Errorf("Bob's item %+v (%v), want exists=%v %s", it, ok, tc.contactExists,
+					tc.contact)
+			}
+			if _, err := b.Sync(ctx, bob, []Entry{{aliceNum, "Alice"}}); err != nil {
+				t.Fatal(err)
+			}
+			for _, pair := range [][2]string{{alice, bob}, {bob, alice}} {
+				if it, _, _ := s.Get(ctx, pair[0], pair[1]); it.Subscription != Both {
+					t.Errorf("mutual: %s has %+v", pair[0], it)
+				}
+			}
+			// Alice drops Bob: Bob still holds her, so with policy to
+			// she keeps a from item and he a to item.
+			if _, err := b.Sync(ctx, alice, nil); err != nil {
+				t.Fatal(err)
+			}
+			it, ok, _ = s.Get(ctx, alice, bob)
+			if ok != tc.contactExists || (ok && it.Subscription != tc.contact) {
+				t.Errorf("after Alice dropped Bob she has %+v (%v)", it, ok)
+			}
+			if it, _, _ := s.Get(ctx, bob, alice); it.Subscription != tc.owner {
+				t.Errorf("after Alice dropped Bob he has %+v, want %s", it, tc.owner)
+			}
+		})
+	}
+}
+
+// TestQueuedPushes checks that pushes left by another process come back
+// with the items as they are when taken, once.
+func TestQueuedPushes(t *testing.T) {
+	ctx := context.Background()
+	dir := newDirectory(aliceNum)
+	b, s := newTestBook(t, dir, 0)
+	if _, err := b.Sync(ctx, alice, []Entry{{bobNum, "Bob"}, {carolNum, "Carol"}}); err != nil {
+		t.Fatal(err)
+	}
+	pushes, err := b.JoinedMany(ctx, []string{bobNum, carolNum, "+12025550199"})
+	if err != nil || len(pushes) != 2 {
+		t.Fatalf("JoinedMany: %+v, %v", pushes, err)
+	}
+	if err := b.Queue(ctx, pushes); err != nil {
+		t.Fatal(err)
+	}
+	left, err := b.Left(ctx, carolNum)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Queue(ctx, left); err != nil {
+		t.Fatal(err)
+	}
+	got, err := b.TakeQueued(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ver, _ := s.Version(ctx, alice)
+	pb, okB := pushFor(got, alice, bob)
+	pc, okC := pushFor(got, alice, carol)
+	if len(got) != 2 || !okB || !okC || pb.Item.Name != "Bob" || pb.Ver != ver ||
+		pc.Item.Subscription != Remove || pc.Before != None {
+		t.Errorf("taken pushes %+v (version %s)", got, ver)
+	}
+	if again, err := b.TakeQueued(ctx); err != nil || len(again) != 0 {
+		t.Errorf("second take: %+v, %v", again, err)
+	}
+}
