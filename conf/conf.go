@@ -334,6 +334,12 @@ type Contacts struct {
 	// server's certificate (default "", disabled). It takes account
 	// passwords, so failed attempts count in the login throttle.
 	HTTPAddr string `toml:"http_addr"`
+	// OneSided is what an entry gives when only one of two users holds the
+	// other's number: "none" (default) lets the holder message the contact
+	// without seeing presence; "to" shows the holder the contact's presence,
+	// which tells anyone with a number when its owner is online and shows
+	// the owner who has their number.
+	OneSided string `toml:"one_sided"`
 }
 
 // Metrics configures the Prometheus listener.
@@ -383,7 +389,7 @@ func Default() *Config {
 			MaxUnacked:       5000,
 		},
 		Roster:     Roster{MaxItems: 1000},
-		Contacts:   Contacts{DailyLookupLimit: 2048},
+		Contacts:   Contacts{DailyLookupLimit: 2048, OneSided: "none"},
 		Metrics:    Metrics{Addr: "127.0.0.1:9090"},
 		Shutdown:   Shutdown{Timeout: Duration{10 * time.Second}},
 		Components: Components{Addr: "127.0.0.1:5347"},

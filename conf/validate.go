@@ -93,6 +93,7 @@ func (c *Config) check(v *validator) {
 	v.count("roster.max_items", c.Roster.MaxItems)
 	v.count("contacts.daily_lookup_limit", c.Contacts.DailyLookupLimit)
 	v.addr("contacts.http_addr", c.Contacts.HTTPAddr)
+	v.oneOf("contacts.one_sided", c.Contacts.OneSided, "none", "to")
 	v.addr("metrics.addr", c.Metrics.Addr)
 	v.duration("shutdown.timeout", c.Shutdown.Timeout)
 
