@@ -245,20 +245,40 @@ func (c *component) route(el *wire.Element) error {
 	if to.Domainpart() != srv.domain {
 		return nil // no federation; a component gets no bounce for this
 	}
+	// A user who blocked the component's JID (a bot, a gateway contact)
+	// gets nothing from it; the component is answered as a blocked user
+	// would be (XEP-0191 § 3.4), so that the user seems offline.
+	if to.Localpart() != "" && srv.blocks(to.Bare().String(), from) {
+		if el.Name.Local != "presence" && answerable(el) {
+			c.bounce(el, "service-unavailable")
+		}
+		return nil
+	}
 	switch el.Name.Local {
 	case "iq":
 		if to.Localpart() == "" {
 			srv.componentIQResult(el)
 			return nil
 		}
-		if sess := srv.router.session(to.Bare().String(), to.Resourcepart()); sess != nil &&
-			to.Resourcepart() != "" {
-			sess.send(outItem{b: el.Bytes(wire.NSClient), stanza: true})
+		if to.Resourcepart() != "" {
+			if sess := srv.router.session(to.Bare().String(), to.Resourcepart()); sess != nil {
+				sess.send(outItem{b: el.Bytes(wire.NSClient), stanza: true})
+				return nil
+			}
+		}
+		// An IQ to a user's bare JID, or to a resource that is not
+		// connected, has nobody to answer it (RFC 6121 § 8.5.2.1.3,
+		// § 8.5.3.1).
+		if answerable(el) {
+			c.bounce(el, "service-unavailable")
 		}
 	case "presence":
 		srv.routePresence(el.Bytes(wire.NSClient), to)
 	case "message":
 		if to.Localpart() == "" || !srv.accountExists(to.Bare().String()) {
+			if t := el.Get("type"); t != "error" && t != "headline" && to.Localpart() != "" {
+				c.bounce(el, "service-unavailable")
+			}
 			return nil
 		}
 		stripForged(el)
@@ -269,4 +289,24 @@ func (c *component) route(el *wire.Element) error {
 		srv.queueFrom(from.Bare().String(), el, to, nil)
 	}
 	return nil
+}
+
+// answerable reports whether a stanza that cannot be delivered is answered
+// with an error: errors and IQ results never are.
+func answerable(el *wire.Element) bool {
+	typ := el.Get("type")
+	return typ != "error" && (el.Name.Local != "iq" || typ == "get" || typ == "set")
+}
+
+// bounce answers one of the component's stanzas with a cancel error.
+func (c *component) bounce(el *wire.Element, cond string) {
+	var e *wire.Element
+	if el.Name.Local == "iq" {
+		e = iqError(el, "cancel", cond, "")
+	} else {
+		e = stanzaError(el, "cancel", cond, "")
+	}
+	if e != nil {
+		c.send(e.Bytes(wire.NSClient))
+	}
 }
