@@ -3,6 +3,7 @@ package xmpp
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"slices"
@@ -27,10 +28,11 @@ const (
 // newContactsServer is a test server with contact discovery: a Book over
 // its stores with the given daily limit (0 for the default), and the
 // account hook that serve installs.
-func newContactsServer(t *testing.T, limit int) *testServer {
+func newContactsServer(t *testing.T, limit int, opts ...roster.BookOption) *testServer {
 	t.Helper()
 	ts := newTestServer(t)
-	book := roster.NewBook(ts.deps.Roster, AccountDirectory{ts.deps.Accounts}, testDomain, limit)
+	book := roster.NewBook(ts.deps.Roster, AccountDirectory{Accounts: ts.deps.Accounts,
+		DB: ts.deps.DB}, testDomain, limit, opts...)
 	// New copied Deps before the Book existed. Every connection takes
 	// srv.mu (admit) before it reads deps, so writing under it orders this
 	// write before those reads, for the race detector too.
@@ -330,6 +332,122 @@ func TestDailyLimit(t *testing.T) {
 	if !strings.Contains(text, "retry after "+tomorrow+"T00:00:00Z") {
 		t.Errorf("error text %q does not say to retry at the start of %s", text, tomorrow)
 	}
+}
+
+// TestDailyLimitAcrossRestart spends the limit, reopens the roster store
+// and the Book on the same database as a restarted server does, and
+// checks that the count survived.
+func TestDailyLimitAcrossRestart(t *testing.T) {
+	ts := newContactsServer(t, 2)
+	ts.addUser(t, numAlice, "pw")
+	alice := bookOnline(t, ts, numAlice, false)
+	api := "api." + testDomain
+	if res := alice.contactsIQ(t, "get", api, phoneBookXML("", numBob, numCarol)); res.Get("type") != "result" {
+		t.Fatalf("upload within the limit: %s", res)
+	}
+
+	ctx := context.Background()
+	rosters, err := roster.OpenStore(ctx, ts.deps.DB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	book := roster.NewBook(rosters, AccountDirectory{Accounts: ts.deps.Accounts, DB: ts.deps.DB},
+		testDomain, 2)
+	ts.srv.mu.Lock()
+	ts.srv.deps.Book = book
+	ts.srv.mu.Unlock()
+
+	_, err = ts.srv.uploadBook(ctx, ts.jid(numAlice), []roster.Entry{ent(numBob, ""),
+		ent(numCarol, ""), ent(numDave, "")})
+	if !errors.Is(err, roster.ErrLookupLimit) {
+		t.Fatalf("upload past the limit after the restart: %v, want the daily limit", err)
+	}
+	if _, err := ts.srv.uploadBook(ctx, ts.jid(numAlice), []roster.Entry{ent(numBob, ""),
+		ent(numCarol, "")}); err != nil {
+		t.Errorf("the same book after the restart: %v", err)
+	}
+}
+
+// TestOneSidedTo runs the "to" policy: holding a number alone shows the
+// contact's presence, and the contact gets a from item.
+func TestOneSidedTo(t *testing.T) {
+	ts := newContactsServer(t, 0, roster.WithOneSided(roster.To))
+	ts.addUser(t, numAlice, "pw")
+	ts.addUser(t, numBob, "pw")
+	alice := bookOnline(t, ts, numAlice, true)
+	bob := bookOnline(t, ts, numBob, true)
+	bobJID, aliceJID := ts.jid(numBob), ts.jid(numAlice)
+
+	alice.contactsIQ(t, "get", "api."+testDomain, phoneBookXML("", numBob))
+	alice.expect(t, bookPush(bobJID, "to"), 0)
+	alice.expect(t, presenceFrom(bobJID, ""), 0)
+	bob.expect(t, bookPush(aliceJID, "from"), 0)
+	bob.expectNone(t, presenceFrom(aliceJID, ""))
+}
+
+// TestBookPresenceRespectsBlocking checks that a pair that becomes mutual
+// while one blocks the other gets the roster pushes but no presence.
+func TestBookPresenceRespectsBlocking(t *testing.T) {
+	ts := newContactsServer(t, 0)
+	ts.addUser(t, numAlice, "pw")
+	ts.addUser(t, numBob, "pw")
+	alice := bookOnline(t, ts, numAlice, true)
+	bob := bookOnline(t, ts, numBob, true)
+	bobJID, aliceJID := ts.jid(numBob), ts.jid(numAlice)
+
+	res := alice.contactsIQ(t, "set", "", "<block xmlns='urn:xmpp:blocking'><item jid='"+
+		bobJID+"'/></block>")
+	if res.Get("type") != "result" {
+		t.Fatalf("block: %s", res)
+	}
+	alice.contactsIQ(t, "get", "api."+testDomain, phoneBookXML("", numBob))
+	bob.contactsIQ(t, "get", "api."+testDomain, phoneBookXML("", numAlice))
+	alice.expect(t, bookPush(bobJID, "both"), 0)
+	bob.expect(t, bookPush(aliceJID, "both"), 0)
+	alice.expectNone(t, presenceFrom(bobJID, ""))
+	bob.expectNone(t, presenceFrom(aliceJID, ""))
+}
+
+// TestQueuedPushesReachSessions creates an account the way the command
+// line does, in a store without the server's hook, records the roster
+// changes on the database and queues their pushes; the polling server
+// delivers them.
+func TestQueuedPushesReachSessions(t *testing.T) {
+	ts := newContactsServer(t, 0)
+	ts.addUser(t, numAlice, "pw")
+	alice := bookOnline(t, ts, numAlice, false)
+	alice.contactsIQ(t, "get", "api."+testDomain, phoneBookXML("", numBob))
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		ts.srv.PollQueuedPushes(ctx, 10*time.Millisecond)
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+
+	// The "other process": its own stores over the same database.
+	accounts, err := auth.OpenStore(ctx, ts.deps.DB, testDomain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	accounts.Iterations = 4096
+	if err := accounts.Create(ctx, numBob, auth.KindPhone, "pw"); err != nil {
+		t.Fatal(err)
+	}
+	rosters, err := roster.OpenStore(ctx, ts.deps.DB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	book := roster.NewBook(rosters, AccountDirectory{Accounts: accounts}, testDomain, 0)
+	pushes, err := book.Joined(ctx, numBob)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := book.Queue(ctx, pushes); err != nil {
+		t.Fatal(err)
+	}
+	alice.expect(t, bookPush(ts.jid(numBob), "none"), 0)
 }
 
 // TestUploadTimeFloor checks that an answer never comes before one
