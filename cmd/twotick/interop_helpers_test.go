@@ -172,8 +172,9 @@ func freeAddrs(t *testing.T, n int) []string {
 var jidPattern = regexp.MustCompile(`\S+@\S+`)
 
 // startTwotick builds twotick, writes a configuration with free loopback
-// ports, and runs `twotick serve` until it accepts connections.
-func startTwotick(t *testing.T) *xmppServer {
+// ports and any extra TOML sections, and runs `twotick serve` until it
+// accepts connections.
+func startTwotick(t *testing.T, extra ...string) *xmppServer {
 	t.Helper()
 	bin := buildTwotick(t)
 	dir := t.TempDir()
@@ -191,7 +192,7 @@ direct_tls_addr = %q
 
 [metrics]
 addr = %q
-`, filepath.Join(dir, "data"), addrs[0], addrs[1], addrs[2])
+`, filepath.Join(dir, "data"), addrs[0], addrs[1], addrs[2]) + strings.Join(extra, "\n")
 	if err := os.WriteFile(config, []byte(text), 0o600); err != nil {
 		t.Fatal(err)
 	}
