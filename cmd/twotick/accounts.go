@@ -18,6 +18,7 @@ import (
 
 	"github.com/twotick/twotick/conf"
 	"github.com/twotick/twotick/roster"
+	"github.com/twotick/twotick/xmpp"
 	"github.com/twotick/twotick/xmpp/auth"
 )
 
@@ -124,6 +125,42 @@ func openAccounts(ctx context.Context, env *cmdEnv) (*auth.Store, error) {
 	}
 	store.Iterations = env.Cfg.Auth.SCRAMIterations
 	return store, nil
+}
+
+// newBook returns the address-book service over the server's stores, as
+// configured: serve uses it for uploads, the user commands to bring
+// rosters in line with the accounts they create and delete.
+func newBook(cfg *conf.Config, rosters *roster.Store, accounts *auth.Store,
+	db *sql.DB) *roster.Book {
+	return roster.NewBook(rosters, xmpp.AccountDirectory{Accounts: accounts, DB: db}, cfg.Domain,
+		cfg.Contacts.DailyLookupLimit, roster.WithOneSided(roster.Subscription(cfg.Contacts.OneSided)))
+}
+
+// bookChanged brings the address-book rosters in line after the command
+// created (joined) or deleted phone accounts, as the running server does
+// for its own registrations: the stored rosters change here at once, and
+// the pushes are queued in the database for the server (if one runs) to
+// send to the holders who are online (xmpp.Server.PollQueuedPushes).
+func bookChanged(ctx context.Context, env *cmdEnv, accounts *auth.Store, joined []string,
+	left string) error {
+	rosters, err := roster.OpenStore(ctx, env.DB, roster.WithMaxItems(env.Cfg.Roster.MaxItems))
+	if err != nil {
+		return err
+	}
+	book := newBook(env.Cfg, rosters, accounts, env.DB)
+	var pushes []roster.Push
+	if left != "" {
+		pushes, err = book.Left(ctx, left)
+	} else {
+		pushes, err = book.JoinedMany(ctx, joined)
+	}
+	if qerr := book.Queue(ctx, pushes); err == nil {
+		err = qerr
+	}
+	if err != nil {
+		return fmt.Errorf("updating address-book rosters: %w", err)
+	}
+	return nil
 }
 
 func jidOf(env *cmdEnv, local string) string { return local + "@" + env.Cfg.Domain }
@@ -240,6 +277,11 @@ func userSetPassword(ctx context.Context, env *cmdEnv, store *auth.Store, sub st
 	if err != nil {
 		return fmt.Errorf("%s: %w", cmd, err)
 	}
+	if sub == "add" {
+		if err := bookChanged(ctx, env, store, []string{local}, ""); err != nil {
+			return fmt.Errorf("%s: account created, but %w", cmd, err)
+		}
+	}
 	fmt.Fprintln(env.Stdout, jidOf(env, local))
 	return nil
 }
@@ -264,6 +306,11 @@ func deleteAccount(ctx context.Context, env *cmdEnv, store *auth.Store, cmd, loc
 	}
 	if err := store.Delete(ctx, local); err != nil {
 		return fmt.Errorf("%s: %w", cmd, err)
+	}
+	if kind == auth.KindPhone {
+		if err := bookChanged(ctx, env, store, nil, local); err != nil {
+			return fmt.Errorf("%s: account deleted, but %w", cmd, err)
+		}
 	}
 	// A deletion inside the server (XEP-0077 removal) forgets the blocklist
 	// through the store's OnChange; this command runs without a server, and
@@ -359,6 +406,14 @@ func userImport(ctx context.Context, env *cmdEnv, store *auth.Store, args []stri
 		len(problems)+res.Invalid)
 	if err != nil {
 		return fmt.Errorf("user import: %w", err)
+	}
+	// Only numbers that some book holds cost more than one lookup here.
+	imported := make([]string, 0, len(records))
+	for _, r := range records {
+		imported = append(imported, r.Local)
+	}
+	if err := bookChanged(ctx, env, store, imported, ""); err != nil {
+		return fmt.Errorf("user import: accounts imported, but %w", err)
 	}
 	return nil
 }

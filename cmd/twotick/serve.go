@@ -49,8 +49,7 @@ func serve(ctx context.Context, cfg *conf.Config, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	book := roster.NewBook(rosters, xmpp.AccountDirectory{Accounts: accounts}, cfg.Domain,
-		cfg.Contacts.DailyLookupLimit)
+	book := newBook(cfg, rosters, accounts, db) // accounts.go
 	queue, err := offline.Open(ctx, db, offline.Options{
 		MaxAge:      cfg.Offline.MaxAge.Duration,
 		MaxPerUser:  cfg.Offline.MaxPerUser,
@@ -111,6 +110,8 @@ func serve(ctx context.Context, cfg *conf.Config, logger *slog.Logger) error {
 	if err := srv.Listen(); err != nil {
 		return err
 	}
+	// Roster pushes left by "twotick user add/import/del" (accounts.go).
+	go srv.PollQueuedPushes(ctx, time.Second)
 	if err := srv.ListenComponents(); err != nil {
 		return err
 	}
