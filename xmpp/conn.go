@@ -64,6 +64,7 @@ type conn struct {
 	raw    net.Conn
 	nc     net.Conn // raw, or the TLS connection over it
 	rc     *readConn
+	rec    *recordConn // under the TLS connection, once there is one (idleread.go)
 	rd     *wire.Reader
 	remote netip.Addr
 	direct bool
@@ -102,7 +103,7 @@ func (s *Server) newConn(nc net.Conn, direct bool) *conn {
 	if !s.admit(c) {
 		c.countedUnauth = false
 		s.deps.Metrics.refused.Inc()
-		s.log.Debug("connection refused: too many unauthenticated connections",
+		s.warn(s.log, c.remote, "connection refused: too many unauthenticated connections",
 			"remote_addr", c.remote)
 		// A short stream error costs one write and tells a confused client why.
 		nc.SetWriteDeadline(time.Now().Add(time.Second))
@@ -176,7 +177,6 @@ func (c *conn) fail(err error) {
 		c.log.Debug("negotiation failed", "err", err)
 		se = &streamErr{cond: "internal-server-error"}
 	}
-	c.log.Debug("closing stream", "condition", se.cond, "text", se.text)
 	c.closeWithError(se)
 }
 
@@ -188,7 +188,8 @@ func isTimeout(err error) bool {
 // handshakeTLS upgrades the connection to TLS, within the negotiation
 // deadline.
 func (c *conn) handshakeTLS() error {
-	tc := tls.Server(c.raw, c.srv.deps.TLS)
+	c.rec = &recordConn{Conn: c.raw}
+	tc := tls.Server(c.rec, c.srv.deps.TLS)
 	ctx, cancel := context.WithDeadline(context.Background(), c.deadline)
 	defer cancel()
 	if err := tc.HandshakeContext(ctx); err != nil {
@@ -217,6 +218,7 @@ func (c *conn) writeElement(e *wire.Element) error {
 // is safe to call more than once and from any goroutine.
 func (c *conn) closeWithError(se *streamErr) {
 	c.closed.Do(func() {
+		c.logStreamError(se)
 		var b bytes.Buffer
 		if se != nil {
 			se.element().Encode(&b, wire.NSClient)
@@ -231,6 +233,34 @@ func (c *conn) closeWithError(se *streamErr) {
 		c.wmu.Unlock()
 		c.raw.Close()
 	})
+}
+
+// hostileConditions are the stream errors (RFC 6120 § 4.9.3) that a
+// client earns by what it sent; they are logged at Warn, rate-limited per
+// address. The rest (timeouts, conflicts, shutdown) are routine.
+var hostileConditions = map[string]bool{
+	"bad-format": true, "bad-namespace-prefix": true, "improper-addressing": true,
+	"invalid-from": true, "invalid-namespace": true, "invalid-xml": true,
+	"not-authorized": true, "not-well-formed": true, "policy-violation": true,
+	"restricted-xml": true, "unsupported-encoding": true,
+	"unsupported-stanza-type": true,
+}
+
+// logStreamError logs the stream error the connection ends with. The text
+// is the server's own, never client data.
+func (c *conn) logStreamError(se *streamErr) {
+	if se == nil {
+		return
+	}
+	log := c.log
+	if log == nil {
+		log = c.srv.log
+	}
+	if hostileConditions[se.cond] {
+		c.srv.warn(log, c.remote, "stream error", "condition", se.cond, "text", se.text)
+		return
+	}
+	log.Debug("stream error", "condition", se.cond, "text", se.text)
 }
 
 // closeQuietly closes without a stream error, for a connection that is
@@ -438,7 +468,8 @@ func (c *conn) authenticate() error {
 			// A client trying tls-unique before falling back: routine.
 			c.log.Debug("authentication failed", "condition", f.Condition, "reason", f.Reason)
 		} else {
-			c.log.Warn("authentication failed", "condition", f.Condition, "reason", f.Reason)
+			srv.warn(c.log, c.remote, "authentication failed",
+				"condition", f.Condition, "reason", f.Reason)
 		}
 		fe := wire.New(nsSASL, "failure").Add(wire.New(nsSASL, f.Condition))
 		if f.Text != "" {
@@ -604,6 +635,7 @@ type readConn struct {
 	c           *conn
 	idle        time.Duration // 0 before binding: the negotiation deadline applies
 	pinged      bool
+	drained     bool // the last read left nothing buffered in nc
 	bytesPerSec int
 	tokens      float64
 	last        time.Time
@@ -614,7 +646,14 @@ func (r *readConn) Read(p []byte) (int, error) {
 		if r.idle > 0 {
 			r.c.nc.SetReadDeadline(time.Now().Add(r.idle))
 		}
+		if r.drained && r.c.rec != nil && r.c.rec.empty() {
+			// Nothing is buffered below: wait in this shallow frame
+			// rather than deep in crypto/tls (idleread.go).
+			waitReadable(r.c.raw)
+		}
 		n, err := r.c.nc.Read(p)
+		// Less than asked for: the TLS connection holds no plaintext.
+		r.drained = n < len(p)
 		if n > 0 {
 			r.pinged = false
 			r.throttle(n)

@@ -308,3 +308,53 @@ func TestLoginThrottle(t *testing.T) {
 		t.Errorf("failures logged without the client address:\n%s", out)
 	}
 }
+
+// TestHostileInputLogged checks that streams ended for what a client sent
+// are logged at Warn with the condition and the client address, never with
+// what the client sent, and that one address cannot flood the log: past
+// warnBurst warnings in a window its warnings are held back, while another
+// address's still get through.
+func TestHostileInputLogged(t *testing.T) {
+	var logs logBuffer
+	ts := withLogger(t, newTestServer(t), slog.New(slog.NewTextHandler(&logs,
+		&slog.HandlerOptions{Level: slog.LevelInfo})))
+	w := newBystanders(t, ts)
+	const secret = "s3cret-in-a-comment"
+
+	send := func(ip, input string) {
+		t.Helper()
+		c := dialFrom(t, ts, ip, true)
+		c.openStream(t)
+		c.send(t, input)
+		c.expectRefusal(t, "restricted-xml", "")
+	}
+	for range warnBurst + 5 {
+		send(attackerIP, "<!-- "+secret+" -->")
+	}
+	send("127.0.0.3", "<?evil "+secret+"?>")
+
+	count := func(addr string) int {
+		n := 0
+		for _, line := range strings.Split(logs.String(), "\n") {
+			if strings.Contains(line, `msg="stream error"`) &&
+				strings.Contains(line, "remote_addr="+addr) {
+				if !strings.Contains(line, "level=WARN") ||
+					!strings.Contains(line, "condition=restricted-xml") {
+					t.Errorf("logged as %s", line)
+				}
+				n++
+			}
+		}
+		return n
+	}
+	if n := count(attackerIP); n != warnBurst {
+		t.Errorf("%d warnings from the flooding address, want %d", n, warnBurst)
+	}
+	if n := count("127.0.0.3"); n != 1 {
+		t.Errorf("%d warnings from another address, want 1", n)
+	}
+	if strings.Contains(logs.String(), secret) {
+		t.Errorf("the log holds what the client sent:\n%s", logs.String())
+	}
+	w.check(t)
+}

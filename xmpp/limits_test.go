@@ -42,11 +42,11 @@ func TestPreAuthLimits(t *testing.T) {
 		{"too many elements", auth(strings.Repeat("<x/>", 40)), "too many elements"},
 		{"nesting", auth(nested(10)), "nested too deeply"},
 		{"too many attributes", "<auth xmlns='" + nsSASL + "'" + manyAttrs(70) + "/>", "too many attributes"},
-		// A client that restarts the stream at will sends headers the
-		// server did not ask for; each opens an element inside the stream,
-		// so the depth limit ends it long before anything accumulates.
+		// A client that restarts the stream at will sends a header the
+		// server did not ask for: refused at the first one
+		// (TestStreamRestartBound covers every stage).
 		{"repeated stream headers", strings.Repeat(clientHeader[len("<?xml version='1.0'?>"):], 10),
-			"nested too deeply"},
+			"stream restart not requested"},
 	}
 	for _, listener := range []string{"starttls", "direct_tls"} {
 		for _, tt := range tests {
@@ -57,6 +57,57 @@ func TestPreAuthLimits(t *testing.T) {
 				c.expectRefusal(t, "policy-violation", tt.text)
 			})
 		}
+	}
+	w.check(t)
+}
+
+// TestStreamRestartBound shows that stream restarts are bounded: a full
+// negotiation (STARTTLS, SASL, bind) takes the three headers it calls for,
+// and a header the server did not ask for, at any stage, ends the stream
+// with policy-violation at once. No client can make the server read a
+// fourth header or restart its parser on demand.
+func TestStreamRestartBound(t *testing.T) {
+	ts := newTestServer(t)
+	w := newBystanders(t, ts)
+	ts.addUser(t, "mallory", "pw-m")
+	extra := clientHeader[len("<?xml version='1.0'?>"):]
+
+	stages := []struct {
+		name  string
+		reach func(t *testing.T) *rawClient
+	}{
+		{"before STARTTLS", func(t *testing.T) *rawClient {
+			c := dialFrom(t, ts, attackerIP, false)
+			c.openStream(t)
+			return c
+		}},
+		{"after STARTTLS", func(t *testing.T) *rawClient {
+			c := dialFrom(t, ts, attackerIP, false)
+			c.openStream(t)
+			c.startTLS(t)
+			return c
+		}},
+		{"after SASL, before bind", func(t *testing.T) *rawClient {
+			return connectAuth(t, ts, "mallory", "pw-m")
+		}},
+		{"after bind", func(t *testing.T) *rawClient {
+			return login(t, ts, "mallory", "pw-m", "r")
+		}},
+		{"on direct TLS, after SASL", func(t *testing.T) *rawClient {
+			c := dialFrom(t, ts, attackerIP, true)
+			c.openStream(t)
+			if err := c.auth(t, "SCRAM-SHA-256", "mallory", "pw-m"); err != nil {
+				t.Fatal(err)
+			}
+			return c
+		}},
+	}
+	for _, st := range stages {
+		t.Run(st.name, func(t *testing.T) {
+			c := st.reach(t)
+			c.send(t, extra)
+			c.expectRefusal(t, "policy-violation", "stream restart not requested")
+		})
 	}
 	w.check(t)
 }
@@ -209,6 +260,13 @@ func TestStreamReaderRefusals(t *testing.T) {
 		{name: "U+0001 as a reference", inner: "<body>a&#1;b</body>", cond: "not-well-formed"},
 		{name: "U+FFFE as a reference", inner: "<body>&#xFFFE;</body>", cond: "not-well-formed"},
 		{name: "U+0001 in an attribute", inner: "<body xml:lang='&#x1;'>x</body>",
+			cond: "not-well-formed"},
+		{name: "surrogate as a hex reference", inner: "<body>&#xD800;</body>",
+			cond: "not-well-formed"},
+		{name: "surrogate as a decimal reference", inner: "<body>&#55296;</body>",
+			cond: "not-well-formed"},
+		{name: "NUL as a reference", inner: "<body>&#0;</body>", cond: "not-well-formed"},
+		{name: "surrogate reference in an attribute", inner: "<body xml:lang='&#xDC00;'>x</body>",
 			cond: "not-well-formed"},
 		{name: "undeclared prefix", inner: "<evil:x/>", cond: "bad-namespace-prefix"},
 		{name: "text between stanzas", top: "hello<message/>", cond: "not-well-formed"},

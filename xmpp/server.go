@@ -66,6 +66,7 @@ type Server struct {
 	sm     *smRegistry
 	comps  componentRegistry
 	push   *pushService
+	warns  warnLimiter // warnings clients cause, per address (warnlimit.go)
 
 	wg sync.WaitGroup // every connection goroutine
 
@@ -75,6 +76,8 @@ type Server struct {
 	conns     map[*conn]struct{}
 	unauth    map[netip.Addr]int // unauthenticated connections per address
 	closing   bool
+
+	carbonIDs carbonMemory // eligible messages sent lately, for error carbons (carbons.go)
 }
 
 // New returns a server for cfg. It does not listen until Serve.
