@@ -64,7 +64,6 @@ type conn struct {
 	raw    net.Conn
 	nc     net.Conn // raw, or the TLS connection over it
 	rc     *readConn
-	rec    *recordConn // under the TLS connection, once there is one (idleread.go)
 	rd     *wire.Reader
 	remote netip.Addr
 	direct bool
@@ -188,8 +187,7 @@ func isTimeout(err error) bool {
 // handshakeTLS upgrades the connection to TLS, within the negotiation
 // deadline.
 func (c *conn) handshakeTLS() error {
-	c.rec = &recordConn{Conn: c.raw}
-	tc := tls.Server(c.rec, c.srv.deps.TLS)
+	tc := tls.Server(c.raw, c.srv.deps.TLS)
 	ctx, cancel := context.WithDeadline(context.Background(), c.deadline)
 	defer cancel()
 	if err := tc.HandshakeContext(ctx); err != nil {
@@ -635,7 +633,6 @@ type readConn struct {
 	c           *conn
 	idle        time.Duration // 0 before binding: the negotiation deadline applies
 	pinged      bool
-	drained     bool // the last read left nothing buffered in nc
 	bytesPerSec int
 	tokens      float64
 	last        time.Time
@@ -646,14 +643,7 @@ func (r *readConn) Read(p []byte) (int, error) {
 		if r.idle > 0 {
 			r.c.nc.SetReadDeadline(time.Now().Add(r.idle))
 		}
-		if r.drained && r.c.rec != nil && r.c.rec.empty() {
-			// Nothing is buffered below: wait in this shallow frame
-			// rather than deep in crypto/tls (idleread.go).
-			waitReadable(r.c.raw)
-		}
 		n, err := r.c.nc.Read(p)
-		// Less than asked for: the TLS connection holds no plaintext.
-		r.drained = n < len(p)
 		if n > 0 {
 			r.pinged = false
 			r.throttle(n)
