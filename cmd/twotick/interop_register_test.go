@@ -73,21 +73,59 @@ log_file = %q
 // (XEP-0077): the form, a submission without a code that the server
 // answers with an error asking for the code, the code read from the log
 // gateway's file, the submission with it; then slixmpp logs in as the new
-// account on the same stream and fetches its roster.
+// account on the same stream and fetches its roster. The number then
+// registers again over the HTTP API, as when the phone changed hands: the
+// server must end slixmpp's session with not-authorized.
 func TestInteropRegisterSlixmpp(t *testing.T) {
 	needClients(t)
-	srv := startRegistrationServer(t, "")
+	// A second code for the number within 2 minutes, for the second
+	// registration.
+	srv := startRegistrationServer(t, "number_short_max = 2\n")
 	const number, password = "+12025550177", "slixmpp-password"
 
 	timeout := strconv.Itoa(int(scenarioTimeout.Seconds()))
 	slix := startClient(t, "slixmpp", debianPython, "slix_register.py",
 		"--jid", number+"@"+srv.domain, "--number", number, "--password", password,
 		"--code-log", srv.codeLog, "--host", "127.0.0.1", "--port", portOf(t, srv.c2s),
-		"--timeout", timeout)
-	if err := slix.wait(time.Now().Add(scenarioTimeout + 10*time.Second)); err != nil {
+		"--timeout", timeout, "--stay")
+	deadline := time.Now().Add(scenarioTimeout + 10*time.Second)
+	if err := slix.waitLine("online", deadline); err != nil {
+		t.Fatal(err)
+	}
+
+	api := newQuicksyClient(srv.httpAddr)
+	if st, _ := api.requestCode(t, number); st != http.StatusOK {
+		t.Fatalf("code request for the registered number: %d, want 200", st)
+	}
+	code := nthCode(t, srv.codeLog, number, 2)
+	if st := api.setPassword(t, number, code, "the new holder's password"); st != http.StatusOK {
+		t.Fatalf("re-registration: %d, want 200", st)
+	}
+	if err := slix.wait(deadline); err != nil {
 		t.Fatal(err)
 	}
 	srv.stop(t)
+}
+
+// nthCode returns the nth code (counting from 1) that the log gateway
+// wrote for number to path. The gateway has written it before the server
+// answered, so it is there at once; a missing one fails t.
+func nthCode(t *testing.T, path, number string, nth int) string {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var codes []string
+	for _, line := range strings.Split(string(data), "\n") {
+		if c, ok := strings.CutPrefix(line, "code for "+number+" is "); ok {
+			codes = append(codes, c)
+		}
+	}
+	if len(codes) != nth {
+		t.Fatalf("%d codes logged for %s, want %d", len(codes), number, nth)
+	}
+	return codes[nth-1]
 }
 
 // TestInteropRegisterHTTP runs the Quicksy API against the real binary with
@@ -104,14 +142,7 @@ func TestInteropRegisterHTTP(t *testing.T) {
 	// short window is what refuses the third: the settings took effect.
 	srv := startRegistrationServer(t, "number_short_max = 2\nnumber_long_max = 3\n")
 	const number = "+12025550178"
-	api := &quicksyClient{
-		base: "https://" + srv.httpAddr,
-		client: &http.Client{
-			Timeout: 30 * time.Second,
-			// The server's certificate is generated and self-signed.
-			Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}},
-		},
-	}
+	api := newQuicksyClient(srv.httpAddr)
 
 	if st, _ := api.requestCode(t, "12"); st != http.StatusBadRequest {
 		t.Fatalf("code for a bad number: %d, want 400", st)
@@ -162,6 +193,17 @@ func TestInteropRegisterHTTP(t *testing.T) {
 type quicksyClient struct {
 	base   string
 	client *http.Client
+}
+
+func newQuicksyClient(addr string) *quicksyClient {
+	return &quicksyClient{
+		base: "https://" + addr,
+		client: &http.Client{
+			Timeout: 30 * time.Second,
+			// The server's certificate is generated and self-signed.
+			Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}},
+		},
+	}
 }
 
 // requestCode calls GET /authentication/{number} and returns the status

@@ -9,6 +9,10 @@ again with it, and expects success. The same stream then logs in with SCRAM
 as the new account, fetches its roster and logs out. Exit status 0 means
 all of that happened within --timeout seconds.
 
+With --stay it does not log out: it prints "online" and waits for the
+server to end the session with a not-authorized stream error, as it does
+when the number registers again elsewhere and the password is replaced.
+
 Run it with Debian's /usr/bin/python3: python3-slixmpp installs there.
 """
 
@@ -141,7 +145,36 @@ async def scenario(args, report):
     outcome.result()
 
     await fetch_roster(xmpp, left(), report)
+    if args.stay:
+        await wait_closed(xmpp, left(), report)
+        return
     await logout(xmpp, min(5.0, left()))
+
+
+async def wait_closed(xmpp, timeout, report):
+    """Stays online until the server ends the stream with not-authorized."""
+    loop = asyncio.get_running_loop()
+    closed = loop.create_future()
+
+    def on_stream_error(err):
+        if not closed.done():
+            closed.set_result(err["condition"])
+
+    def on_disconnected(_reason):
+        if not closed.done():
+            closed.set_result(None)
+
+    xmpp.add_event_handler("stream_error", on_stream_error)
+    xmpp.add_event_handler("disconnected", on_disconnected)
+    xmpp.send_presence()
+    report.say("online")
+    try:
+        cond = await asyncio.wait_for(closed, timeout)
+    except asyncio.TimeoutError:
+        raise Failure(f"session still open after {timeout:.0f}s") from None
+    if cond != "not-authorized":
+        raise Failure(f"session ended with {cond!r}, want a not-authorized stream error")
+    report.say("session closed by the server: not-authorized")
 
 
 def main():
@@ -154,6 +187,8 @@ def main():
     p.add_argument("--port", type=int, default=5222, help="STARTTLS c2s port")
     p.add_argument("--timeout", type=float, default=30.0,
                    help="seconds the whole scenario may take")
+    p.add_argument("--stay", action="store_true",
+                   help="stay online until the server closes the session")
     args = p.parse_args()
     run(lambda report: scenario(args, report), NAME)
 
