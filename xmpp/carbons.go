@@ -8,6 +8,7 @@ package xmpp
 
 import (
 	"bytes"
+	"sync"
 
 	"mellium.im/xmpp/jid"
 
@@ -34,21 +35,44 @@ func (s *Session) carbonsOn() bool {
 	return s.carbons && !s.ended
 }
 
-// carbonEligible applies XEP-0280 § 6.1 and § 9: chat messages, normal
-// messages with a body, and messages with receipts, chat states or chat
-// markers are copied, unless they carry <private/> or a <no-copy/> hint.
-// Groupchat, headlines and errors are not copied; a carbon itself is never
-// copied again.
-func carbonEligible(msg *wire.Element) bool {
+// Namespaces of the MUC invitations that XEP-0280 § 6.1 copies.
+const (
+	nsMUCUser       = "http://jabber.org/protocol/muc#user"
+	nsConferenceInv = "jabber:x:conference"
+)
+
+// carbonEligible applies the rules of XEP-0280 § 6.1 (advertised as
+// urn:xmpp:carbons:rules:0) to a message from a local or external sender
+// to rcpt, a bare JID: chat messages, normal messages with a body, messages
+// with receipts, chat states or chat markers, and XEP-0249 and mediated
+// MUC invitations are copied; an error is copied when it answers a message
+// that was (carbonMemory); groupchat, headlines and private messages from
+// a MUC occupant are not. <private/> and a <no-copy/> hint (XEP-0334)
+// keep any message from being copied, and a carbon is never copied again.
+func (srv *Server) carbonEligible(msg *wire.Element, rcpt string) bool {
 	typ := msg.Get("type")
-	if typ == "groupchat" || typ == "headline" || typ == "error" {
-		return false
-	}
 	if msg.Child(nsCarbons, "private") != nil || msg.Child(nsHints, "no-copy") != nil ||
 		msg.Child(nsCarbons, "sent") != nil || msg.Child(nsCarbons, "received") != nil {
 		return false
 	}
-	if typ == "chat" {
+	switch typ {
+	case "groupchat", "headline":
+		return false
+	case "error":
+		return srv.carbonIDs.answers(msg, rcpt)
+	}
+	if x := msg.Child(nsMUCUser, "x"); x != nil {
+		if x.Child(nsMUCUser, "invite") != nil {
+			return true
+		}
+		// A private message from an occupant, which the MUC service
+		// sends to every client of the user that joined (§ 6.1).
+		if from, err := jid.Parse(msg.Get("from")); err == nil && from.Domainpart() != srv.domain &&
+			from.Resourcepart() != "" {
+			return false
+		}
+	}
+	if typ == "chat" || msg.Child(nsConferenceInv, "x") != nil {
 		return true
 	}
 	for _, c := range msg.Children() {
@@ -62,16 +86,69 @@ func carbonEligible(msg *wire.Element) bool {
 	return false
 }
 
+// carbonMemoryMax bounds the remembered messages; the oldest is forgotten
+// first. An error comes back within seconds, so a few thousand are plenty.
+const carbonMemoryMax = 4096
+
+// carbonMemory remembers which carbon-eligible messages were sent lately,
+// so that an error answering one is copied too (XEP-0280 § 6.1). A key is
+// sender, id and recipient, all bare: an error comes from the recipient to
+// the sender with the original's id (RFC 6120 § 8.3.1). Messages without
+// an id cannot be matched and are not remembered. The zero value is ready.
+type carbonMemory struct {
+	mu    sync.Mutex // guards the fields below
+	seen  map[string]struct{}
+	order []string // ring of keys, oldest at next
+	next  int
+}
+
+func carbonKey(sender, id, rcpt string) string { return sender + "\x00" + id + "\x00" + rcpt }
+
+// remember notes an eligible message from sender to rcpt.
+func (m *carbonMemory) remember(msg *wire.Element, sender, rcpt string) {
+	id := msg.Get("id")
+	if id == "" || sender == "" || rcpt == "" {
+		return
+	}
+	k := carbonKey(sender, id, rcpt)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.seen == nil {
+		m.seen = make(map[string]struct{}, carbonMemoryMax)
+		m.order = make([]string, carbonMemoryMax)
+	}
+	if _, ok := m.seen[k]; ok {
+		return
+	}
+	delete(m.seen, m.order[m.next])
+	m.order[m.next] = k
+	m.next = (m.next + 1) % carbonMemoryMax
+	m.seen[k] = struct{}{}
+}
+
+// answers reports whether the error message errMsg, to rcpt, answers a
+// remembered message that rcpt sent to the error's sender.
+func (m *carbonMemory) answers(errMsg *wire.Element, rcpt string) bool {
+	from, err := jid.Parse(errMsg.Get("from"))
+	if err != nil || errMsg.Get("id") == "" {
+		return false
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	_, ok := m.seen[carbonKey(rcpt, errMsg.Get("id"), from.Bare().String())]
+	return ok
+}
+
 // carbonCopies sends the carbons of a message that was just delivered to
 // targets under RFC 6121 § 8.5 (the caller's delivery): <sent/> copies to
 // the sender's other carbon-enabled sessions when the sender is a local
 // resource, and <received/> copies to the recipient's carbon-enabled
 // sessions that were not among the targets.
 func (srv *Server) carbonCopies(msg *wire.Element, to jid.JID, targets []*Session) {
-	if !carbonEligible(msg) {
+	rcpt := to.Bare().String()
+	if !srv.carbonEligible(msg, rcpt) {
 		return
 	}
-	rcpt := to.Bare().String()
 	inner := msg.Clone()
 	inner.RemoveChildren(func(c *wire.Element) bool {
 		return c.Name.Space == nsSID // the recipient's archive id, not the sender's
@@ -81,6 +158,9 @@ func (srv *Server) carbonCopies(msg *wire.Element, to jid.JID, targets []*Sessio
 	from, err := jid.Parse(msg.Get("from"))
 	if err == nil && from.Domainpart() == srv.domain && from.Localpart() != "" {
 		sender := from.Bare().String()
+		if msg.Get("type") != "error" {
+			srv.carbonIDs.remember(msg, sender, rcpt)
+		}
 		for _, sess := range srv.router.sessions(sender) {
 			if sess.full == from.String() || contains(targets, sess) || !sess.carbonsOn() {
 				continue

@@ -158,6 +158,14 @@ func TestCarbons(t *testing.T) {
 }
 
 func TestCarbonEligible(t *testing.T) {
+	srv := &Server{domain: testDomain}
+	// alice sent message 'm1' to bob, and it was eligible.
+	sent, err := parseOwn([]byte("<message type='chat' id='m1'><body>x</body></message>"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.carbonIDs.remember(sent, "alice@example.net", "bob@example.net")
+
 	cases := []struct {
 		name string
 		xml  string
@@ -168,9 +176,23 @@ func TestCarbonEligible(t *testing.T) {
 		{"normal with body", "<message><body>x</body></message>", true},
 		{"normal without body", "<message><x xmlns='jabber:x:oob'/></message>", false},
 		{"normal receipt", "<message><received xmlns='urn:xmpp:receipts' id='1'/></message>", true},
+		{"normal chat state", "<message><active xmlns='http://jabber.org/protocol/chatstates'/></message>", true},
+		{"normal marker", "<message><displayed xmlns='urn:xmpp:chat-markers:0' id='1'/></message>", true},
 		{"groupchat", "<message type='groupchat'><body>x</body></message>", false},
 		{"headline", "<message type='headline'><body>x</body></message>", false},
-		{"error", "<message type='error'><body>x</body></message>", false},
+		{"error answering an eligible message", "<message type='error' id='m1' from='bob@example.net/pc'>" +
+			"<error type='cancel'/></message>", true},
+		{"error answering another message", "<message type='error' id='m2' from='bob@example.net/pc'>" +
+			"<error type='cancel'/></message>", false},
+		{"error with the id from someone else", "<message type='error' id='m1' from='carol@example.net'>" +
+			"<error type='cancel'/></message>", false},
+		{"direct MUC invitation", "<message><x xmlns='jabber:x:conference' jid='room@muc.example.org'/></message>", true},
+		{"mediated MUC invitation", "<message from='room@muc.example.org'><x xmlns='http://jabber.org/protocol/muc#user'>" +
+			"<invite from='carol@example.org'/></x></message>", true},
+		{"private message from an occupant", "<message type='chat' from='room@muc.example.org/carol'>" +
+			"<body>x</body><x xmlns='http://jabber.org/protocol/muc#user'/></message>", false},
+		{"private message to an occupant", "<message type='chat' from='alice@example.net/phone' " +
+			"to='room@muc.example.org/carol'><body>x</body><x xmlns='http://jabber.org/protocol/muc#user'/></message>", true},
 		{"private", "<message type='chat'><body>x</body><private xmlns='urn:xmpp:carbons:2'/></message>", false},
 		{"no-copy", "<message type='chat'><body>x</body><no-copy xmlns='urn:xmpp:hints'/></message>", false},
 	}
@@ -180,9 +202,58 @@ func TestCarbonEligible(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := carbonEligible(el); got != c.want {
+			if got := srv.carbonEligible(el, "alice@example.net"); got != c.want {
 				t.Fatalf("carbonEligible = %v, want %v", got, c.want)
 			}
 		})
 	}
+}
+
+// TestCarbonsErrorCopied: an error that answers a message a resource sent
+// reaches the account's other carbon-enabled resources as a received
+// carbon, as XEP-0280 § 6.1 says; an error answering a headline does not.
+func TestCarbonsErrorCopied(t *testing.T) {
+	ts := newTestServer(t)
+	ts.addUser(t, "alice", "pw")
+	ts.addUser(t, "bob", "pw")
+	phone := login(t, ts, "alice", "pw", "phone")
+	desk := login(t, ts, "alice", "pw", "desk")
+	bob := login(t, ts, "bob", "pw", "pc")
+	for _, c := range []*rawClient{phone, desk, bob} {
+		c.sendPresence(t, "")
+	}
+	phone.enableCarbons(t, true)
+	desk.enableCarbons(t, true)
+
+	bounced := func(id string) func(*wire.Element) bool {
+		return func(el *wire.Element) bool {
+			w := el.Child(nsCarbons, "received")
+			if el.Name.Local != "message" || w == nil {
+				return false
+			}
+			f := w.Child(nsForward, "forwarded")
+			if f == nil {
+				return false
+			}
+			m := f.Child(wire.NSClient, "message")
+			return m != nil && m.Get("type") == "error" && m.Get("id") == id
+		}
+	}
+	answer := func(t *testing.T, typ, id string) {
+		t.Helper()
+		phone.send(t, "<message type='"+typ+"' id='"+id+"' to='"+bob.full+"'><body>q</body></message>")
+		bob.expect(t, stanza("message", "id", id), 0)
+		bob.send(t, "<message type='error' id='"+id+"' to='"+phone.full+"'><error type='cancel'>"+
+			"<feature-not-implemented xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></message>")
+		phone.expect(t, stanza("message", "id", id, "type", "error"), 0)
+	}
+
+	t.Run("error answering a chat message", func(t *testing.T) {
+		answer(t, "chat", "e1")
+		desk.expect(t, bounced("e1"), 0)
+	})
+	t.Run("error answering a headline", func(t *testing.T) {
+		answer(t, "headline", "e2")
+		desk.expectNone(t, bounced("e2"))
+	})
 }
