@@ -602,9 +602,39 @@ func (b *Book) Joined(ctx context.Context, number string) ([]Push, error) {
 		if err != nil {
 			return err
 		}
+		// The common case, a holder without an item for the new account
+		// whom it does not hold back, is written for all holders at once.
+		has, err := stringSet(ctx, tx, `SELECT owner FROM roster_items WHERE contact = ?`, jid)
+		if err != nil {
+			return err
+		}
+		var plain, rest []holder
+		for _, h := range holders {
+			hNum, _, _ := strings.Cut(h.owner, "@")
+			if _, back := theirs[hNum]; back || has[h.owner] {
+				rest = append(rest, h)
+			} else {
+				plain = append(plain, h)
+			}
+		}
+		ps, err := b.addToRosters(ctx, tx, jid, plain)
+		if err != nil {
+			return err
+		}
+		pushes = append(pushes, ps...)
 		stmts := newTxStmts(tx)
 		defer stmts.close()
-		for _, h := range holders {
+		for _, h := range plain {
+			if b.oneSided == To {
+				// The new account's side: a from item for each holder.
+				p, err := b.setItem(ctx, stmts, jid, h.owner, b.want(false, true), false, "")
+				if err != nil {
+					return err
+				}
+				pushes = appendPush(pushes, p)
+			}
+		}
+		for _, h := range rest {
 			hNum, _, _ := strings.Cut(h.owner, "@")
 			name, back := theirs[hNum]
 			p, err := b.setItem(ctx, stmts, h.owner, jid, b.want(true, back), true, h.name)
