@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"database/sql/driver"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -34,6 +36,10 @@ type request struct {
 	cutoff   int64     // opExpire: delete stamps below this (Unix ns)
 	limit    int       // opExpire: at most this many rows
 	hook     func(context.Context, *sql.Conn) error
+
+	// lazy marks a request nobody waits for (DeleteLater): it has no done
+	// channel, and its outcome is only logged.
+	lazy bool
 
 	// Outputs. ids is reused for the IDs inserted (opEnqueue) or
 	// deleted (opDeleteClientID).
@@ -91,7 +97,7 @@ func (q *Queue) failRemaining() {
 
 	for _, r := range batch {
 		r.err = ErrClosed
-		close(r.done)
+		r.finish()
 	}
 }
 
@@ -119,6 +125,13 @@ func (q *Queue) commit(batch []*request) {
 		q.recovered()
 	}
 	for _, r := range batch {
+		r.finish()
+	}
+}
+
+// finish tells the waiting caller, if any, that r's outputs are set.
+func (r *request) finish() {
+	if r.done != nil {
 		close(r.done)
 	}
 }
@@ -133,7 +146,7 @@ func (q *Queue) runHooks(ctx context.Context, batch []*request) []*request {
 			continue
 		}
 		r.err = r.hook(ctx, q.w.conn)
-		close(r.done)
+		r.finish()
 	}
 	return rest
 }
@@ -184,6 +197,7 @@ type writer struct {
 	conn      *sql.Conn
 	insert    *sql.Stmt
 	del       *sql.Stmt
+	delMany   *sql.Stmt
 	delClient *sql.Stmt
 	expire    *sql.Stmt
 	count     *sql.Stmt
@@ -194,6 +208,14 @@ type writer struct {
 	// count falls to zero is dropped to keep the map small. It is emptied
 	// after a failed commit, when nothing it says can be trusted.
 	counts map[string]int
+
+	// inserts holds multi-row INSERT statements by their count of rows,
+	// a power of two up to insertChunk, prepared on first use.
+	inserts map[int]*sql.Stmt
+
+	// rows collects the messages of a group's enqueues after their cap
+	// check, so that they are inserted by a few multi-row statements.
+	rows []pendingRow
 
 	// wrote records whether the open transaction changed any row; only
 	// such a commit writes and syncs the WAL.
@@ -239,6 +261,7 @@ func (w *writer) open(ctx context.Context, db *sql.DB, synchronous string) error
 	}{
 		{&w.insert, insertSQL},
 		{&w.del, deleteSQL},
+		{&w.delMany, deleteManySQL},
 		{&w.delClient, deleteClientIDSQL},
 		{&w.expire, expireSQL},
 		{&w.count, countSQL},
@@ -248,7 +271,15 @@ func (w *writer) open(ctx context.Context, db *sql.DB, synchronous string) error
 			return fmt.Errorf("offline: preparing writer statements: %w", err)
 		}
 	}
+	// A group of thousands of messages dirties more pages than SQLite's
+	// default cache of 2 MiB holds; a spill writes pages to the WAL in the
+	// middle of the transaction, and again at its commit.
+	if _, err := conn.ExecContext(ctx, "PRAGMA cache_size = -65536"); err != nil {
+		w.discard()
+		return fmt.Errorf("offline: setting cache_size: %w", err)
+	}
 	w.counts = make(map[string]int)
+	w.inserts = make(map[int]*sql.Stmt)
 	return nil
 }
 
@@ -265,12 +296,18 @@ func (w *writer) ensureOpen(ctx context.Context, db *sql.DB, synchronous string)
 // and it carries the queue's synchronous setting, which other users of the
 // pool must not inherit.
 func (w *writer) discard() {
-	for _, s := range []**sql.Stmt{&w.insert, &w.del, &w.delClient, &w.expire, &w.count} {
+	for _, s := range []**sql.Stmt{&w.insert, &w.del, &w.delMany, &w.delClient, &w.expire, &w.count} {
 		if *s != nil {
 			(*s).Close()
 			*s = nil
 		}
 	}
+	for _, s := range w.inserts {
+		s.Close()
+	}
+	w.inserts = nil
+	clear(w.rows)
+	w.rows = w.rows[:0]
 	if w.conn != nil {
 		// ErrBadConn from Raw makes database/sql close the connection.
 		_ = w.conn.Raw(func(any) error { return driver.ErrBadConn })
@@ -302,6 +339,10 @@ func (w *writer) transact(ctx context.Context, batch []*request, maxPerUser int)
 			w.rollback(ctx)
 			return err
 		}
+	}
+	if err := w.insertRows(ctx); err != nil {
+		w.rollback(ctx)
+		return err
 	}
 	if _, err := w.conn.ExecContext(ctx, "COMMIT"); err != nil {
 		w.rollback(ctx)
@@ -340,25 +381,105 @@ func (w *writer) enqueue(ctx context.Context, r *request, maxPerUser int) error 
 		return nil
 	}
 
+	// The rows are inserted by insertRows, after every request of the
+	// group: in the order of the group, so IDs still follow arrival.
 	r.ids = make([]int64, len(r.msgs))
 	for i := range r.msgs {
-		m := &r.msgs[i]
-		payload := m.Payload
-		if payload == nil {
-			payload = []byte{} // NULL is not allowed
-		}
-		res, err := w.insert.ExecContext(ctx, m.To, m.From, m.ClientID, m.StanzaID,
-			m.Stamp.UnixNano(), payload)
-		if err != nil {
-			return fmt.Errorf("inserting message for %s: %w", m.To, err)
-		}
-		if r.ids[i], err = res.LastInsertId(); err != nil {
-			return fmt.Errorf("inserting message for %s: %w", m.To, err)
-		}
-		w.counts[m.To]++ // loaded by overCap
-		w.wrote = true
+		w.rows = append(w.rows, pendingRow{r: r, i: i})
+		w.counts[r.msgs[i].To]++ // loaded by overCap
 	}
 	return nil
+}
+
+// pendingRow is message i of request r, checked against its cap and not
+// yet inserted.
+type pendingRow struct {
+	r *request
+	i int
+}
+
+// insertChunk is the most rows one INSERT statement takes: six parameters a
+// row stays far below SQLite's limit of 32766.
+const insertChunk = 256
+
+// insertRows inserts the rows collected by enqueue, in their order, with
+// statements of insertChunk, then halving, rows. Each statement is one call
+// into SQLite instead of one per message: a call that blocks on I/O lets
+// the Go scheduler give the only processor (GOMAXPROCS=1) to the sessions,
+// and the committer then waits behind all of them to run again.
+func (w *writer) insertRows(ctx context.Context) error {
+	rows := w.rows
+	defer func() {
+		clear(w.rows)
+		w.rows = w.rows[:0]
+	}()
+	var args []any
+	for n := insertChunk; len(rows) > 0; n /= 2 {
+		for len(rows) >= n {
+			chunk := rows[:n]
+			rows = rows[n:]
+			args = args[:0]
+			for _, p := range chunk {
+				m := &p.r.msgs[p.i]
+				payload := m.Payload
+				if payload == nil {
+					payload = []byte{} // NULL is not allowed
+				}
+				args = append(args, m.To, m.From, m.ClientID, m.StanzaID,
+					m.Stamp.UnixNano(), payload)
+			}
+			if err := w.insertChunk(ctx, chunk, args); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// insertChunk runs one multi-row INSERT and hands out the IDs. Under
+// AUTOINCREMENT one statement gives its rows consecutive IDs in the order
+// of its VALUES, the last being LastInsertId: each row takes one more than
+// the largest ID ever used, and only this connection writes.
+func (w *writer) insertChunk(ctx context.Context, chunk []pendingRow, args []any) error {
+	stmt, err := w.insertStmt(ctx, len(chunk))
+	if err != nil {
+		return err
+	}
+	res, err := stmt.ExecContext(ctx, args...)
+	if err == nil {
+		var last, n int64
+		if last, err = res.LastInsertId(); err == nil {
+			n, err = res.RowsAffected()
+			if err == nil && n != int64(len(chunk)) {
+				err = fmt.Errorf("%d rows inserted of %d", n, len(chunk))
+			}
+		}
+		for i, p := range chunk {
+			p.r.ids[p.i] = last - int64(len(chunk)-1-i)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("inserting %d messages: %w", len(chunk), err)
+	}
+	w.wrote = true
+	return nil
+}
+
+// insertStmt returns the INSERT statement for n rows, preparing it once.
+func (w *writer) insertStmt(ctx context.Context, n int) (*sql.Stmt, error) {
+	if n == 1 {
+		return w.insert, nil
+	}
+	if s := w.inserts[n]; s != nil {
+		return s, nil
+	}
+	q := insertSQL + strings.Repeat(", (?, ?, ?, ?, ?, ?)", n-1)
+	s, err := w.conn.PrepareContext(ctx, q)
+	if err != nil {
+		return nil, fmt.Errorf("preparing insert of %d rows: %w", n, err)
+	}
+	w.inserts[n] = s
+	return s, nil
 }
 
 // overCap returns the first recipient in msgs that the messages would take
@@ -418,7 +539,31 @@ func (w *writer) forget(to string, n int) {
 	}
 }
 
+// deleteIDs deletes r's messages: one by one for a few, else with one
+// statement that reads the IDs from a JSON array, for the reason given at
+// insertRows.
 func (w *writer) deleteIDs(ctx context.Context, r *request) error {
+	if len(r.ids) > 2 {
+		var b strings.Builder
+		b.WriteByte('[')
+		for i, id := range r.ids {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			b.WriteString(strconv.FormatInt(id, 10))
+		}
+		b.WriteByte(']')
+		res, err := w.delMany.ExecContext(ctx, r.to, b.String())
+		if err != nil {
+			return fmt.Errorf("deleting %d messages for %s: %w", len(r.ids), r.to, err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return fmt.Errorf("deleting %d messages for %s: %w", len(r.ids), r.to, err)
+		}
+		w.forget(r.to, int(n))
+		return nil
+	}
 	for _, id := range r.ids {
 		res, err := w.del.ExecContext(ctx, id, r.to)
 		if err != nil {

@@ -213,7 +213,66 @@ func (q *Queue) closeStatements() {
 // if ctx ends first (the message may then still be committed). On success it
 // sets m.ID, and m.Stamp if it was zero.
 func (q *Queue) Enqueue(ctx context.Context, m *Message) error {
-	return q.EnqueueBatch(ctx, []*Message{m})
+	return q.Start(m).Wait(ctx)
+}
+
+// Pending is an enqueue handed to the committer and not yet waited for.
+// Its methods are safe for concurrent use.
+type Pending struct {
+	q   *Queue
+	m   *Message
+	r   *request
+	err error // set instead of r when the request was refused at once
+}
+
+// Start hands m to the committer and returns at once, so that a caller can
+// go on (reading the next stanza, starting the next message) while m
+// commits, and many messages of one caller share one group commit. Messages
+// started by one goroutine commit in the order started, in the same group
+// commit or a later one. The caller must not change m until Wait returns.
+func (q *Queue) Start(m *Message) *Pending {
+	if m == nil || m.To == "" || m.From == "" {
+		return &Pending{err: errors.New("offline: enqueue: message needs a recipient and a sender")}
+	}
+	if m.Stamp.IsZero() {
+		m.Stamp = q.opts.Now().UTC()
+	}
+	// The committer reads a copy, so that a caller who gives up on Wait's
+	// ctx may reuse m without racing with the commit.
+	r := &request{op: opEnqueue, msgs: []Message{*m}}
+	if err := q.submit(r); err != nil {
+		return &Pending{err: err}
+	}
+	return &Pending{q: q, m: m, r: r}
+}
+
+// Done is closed once the outcome is known; Wait then returns at once.
+func (p *Pending) Done() <-chan struct{} {
+	if p.r == nil {
+		return closedChan
+	}
+	return p.r.done
+}
+
+// closedChan is the Done of a Pending refused before reaching the committer.
+var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
+
+// Wait returns once the message is committed, with Enqueue's errors, and
+// sets the message's ID on success.
+func (p *Pending) Wait(ctx context.Context) error {
+	if p.r == nil {
+		return p.err
+	}
+	select {
+	case <-p.r.done:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	if p.r.err != nil {
+		return p.r.err
+	}
+	p.m.ID = p.r.ids[0]
+	return nil
 }
 
 // EnqueueBatch stores several messages in one commit: either all of them
@@ -257,6 +316,22 @@ func (q *Queue) Delete(ctx context.Context, to string, ids []int64) error {
 	}
 	r := &request{op: opDelete, to: to, ids: ids}
 	return q.do(ctx, r)
+}
+
+// DeleteLater removes the given messages, like Delete, without waiting:
+// the deletion rides along with the next group commit. A deletion lost to a
+// crash or a failed commit only delivers the messages once more (clients
+// drop the duplicates by stanza-id), so no caller needs to wait for it, and
+// a session that does not wait can read its next stanza at once. Failures
+// are logged; after Close the deletion is dropped.
+func (q *Queue) DeleteLater(to string, ids []int64) {
+	if len(ids) == 0 {
+		return
+	}
+	r := &request{op: opDelete, to: to, ids: ids, lazy: true}
+	if err := q.submit(r); err != nil && !errors.Is(err, ErrClosed) {
+		q.logger.Warn("purging delivered messages failed", "err", err, "count", len(ids))
+	}
 }
 
 // DeleteByClientID removes the messages from sender from that are queued
@@ -349,7 +424,22 @@ func (q *Queue) do(ctx context.Context, r *request) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	r.done = make(chan struct{})
+	if err := q.submit(r); err != nil {
+		return err
+	}
+	select {
+	case <-r.done:
+		return r.err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// submit hands r to the committer without waiting.
+func (q *Queue) submit(r *request) error {
+	if !r.lazy {
+		r.done = make(chan struct{})
+	}
 
 	q.mu.Lock()
 	if q.closed {
@@ -363,11 +453,5 @@ func (q *Queue) do(ctx context.Context, r *request) error {
 	case q.wake <- struct{}{}:
 	default: // a signal is already pending
 	}
-
-	select {
-	case <-r.done:
-		return r.err
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return nil
 }

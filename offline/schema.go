@@ -40,6 +40,10 @@ const (
 	// one user from deleting another's messages.
 	deleteSQL = `DELETE FROM offline_messages WHERE id = ? AND recipient = ?`
 
+	// deleteManySQL is deleteSQL for a JSON array of IDs.
+	deleteManySQL = `DELETE FROM offline_messages
+		WHERE recipient = ? AND id IN (SELECT value FROM json_each(?))`
+
 	deleteClientIDSQL = `DELETE FROM offline_messages
 		WHERE recipient = ? AND sender = ? AND client_id = ?
 		RETURNING id`

@@ -1,7 +1,6 @@
 package xmpp
 
 import (
-	"context"
 	"errors"
 	"io"
 	"log/slog"
@@ -56,6 +55,7 @@ type Session struct {
 	blocklist  bool     // the client asked for the blocklist: it gets pushes
 	carbons    bool     // XEP-0280 carbons are enabled
 	csi        csiState // XEP-0352 client state (csi.go)
+	pipe       pipeline // outstanding commits (session_commit.go)
 	// closeHeld defers terminate while the session's own request (a
 	// password change or removal, registration.go) is answered; heldClose
 	// is the terminate that came meanwhile.
@@ -192,18 +192,13 @@ func queueIDs(items []outItem) []int64 {
 	return ids
 }
 
-// purge deletes delivered messages from the queue.
+// purge deletes delivered messages from the queue without waiting for the
+// deletion to commit: nobody needs it to be durable (a lost deletion only
+// sends the messages once more, and the client drops them as duplicates by
+// their stanza-id), and a reader that waited for it could not read the
+// client's next message meanwhile.
 func (s *Session) purge(ids []int64) {
-	if len(ids) == 0 {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := s.srv.deps.Queue.Delete(ctx, s.bare, ids); err != nil {
-		// The messages stay queued and go out again at the next login; the
-		// client drops them as duplicates by their stanza-id.
-		s.log.Warn("purging delivered messages failed", "err", err, "count", len(ids))
-	}
+	s.srv.deps.Queue.DeleteLater(s.bare, ids)
 }
 
 // readLoop reads and handles the client's elements until the connection
@@ -238,10 +233,15 @@ func (s *Session) handle(el *wire.Element) error {
 	var err error
 	switch el.Name.Local {
 	case "message":
-		err = s.handleMessage(el)
+		var queued bool
+		if queued, err = s.handleMessage(el); queued {
+			return err // counted once committed: session_commit.go
+		}
 	case "presence":
+		s.waitCommits() // keeps its effects after the messages before it
 		err = s.handlePresence(el)
 	case "iq":
+		s.waitCommits()
 		err = s.handleIQ(el)
 	default:
 		return &streamErr{cond: "unsupported-stanza-type"}
@@ -249,10 +249,11 @@ func (s *Session) handle(el *wire.Element) error {
 	if err != nil {
 		return err
 	}
+	// h counts in order: not before the commits read earlier are counted.
+	s.waitCommits()
 	s.mu.Lock()
-	if s.sm.on {
-		// Counted only now: the stanza has been handled, and a message
-		// with content is committed to the queue (the single check).
+	if s.sm.on && !s.pipe.failed {
+		// Counted only now: the stanza has been handled.
 		s.sm.hIn++
 	}
 	s.mu.Unlock()

@@ -68,10 +68,12 @@ func stripForged(msg *wire.Element) {
 	})
 }
 
-// handleMessage routes a message from the client (RFC 6121 § 8.5).
-func (s *Session) handleMessage(msg *wire.Element) error {
+// handleMessage routes a message from the client (RFC 6121 § 8.5). It
+// reports queued when the message went into the session's commit pipeline,
+// which counts it for stream management once it is committed.
+func (s *Session) handleMessage(msg *wire.Element) (queued bool, err error) {
 	if err := s.stampFrom(msg); err != nil {
-		return err
+		return false, err
 	}
 	to := msg.Get("to")
 	if to == "" {
@@ -81,7 +83,7 @@ func (s *Session) handleMessage(msg *wire.Element) error {
 	tj, err := jid.Parse(to)
 	if err != nil {
 		s.reply(stanzaError(msg, "modify", "jid-malformed", ""))
-		return nil
+		return false, nil
 	}
 	typ := msg.Get("type")
 	stripForged(msg)
@@ -89,70 +91,62 @@ func (s *Session) handleMessage(msg *wire.Element) error {
 	if tj.Domainpart() != s.srv.domain {
 		if comp := s.srv.comps.get(tj.Domainpart()); comp != nil {
 			comp.send(msg.Bytes(wire.NSClient))
-			return nil
+			return false, nil
 		}
 		s.reply(stanzaError(msg, "cancel", "remote-server-not-found",
 			"this server does not federate"))
-		return nil
+		return false, nil
 	}
 	if tj.Localpart() == "" {
 		if typ != "error" {
 			s.reply(stanzaError(msg, "cancel", "service-unavailable", ""))
 		}
-		return nil
+		return false, nil
 	}
 	bare := tj.Bare().String()
 	if !s.srv.accountExists(bare) {
 		if typ != "error" && typ != "headline" {
 			s.reply(stanzaError(msg, "cancel", "service-unavailable", ""))
 		}
-		return nil
+		return false, nil
 	}
 	if s.refuseBlocked(msg, tj) {
-		return nil // XEP-0191 § 3.3
+		return false, nil // XEP-0191 § 3.3
 	}
 	if typ == "groupchat" {
 		s.reply(stanzaError(msg, "cancel", "service-unavailable", ""))
-		return nil
+		return false, nil
 	}
 	if id, ok := receipts.Received(msg); ok {
 		s.srv.purgeReceipt(s.bare, bare, id)
 	}
 	if !shouldQueue(msg) {
 		s.srv.deliverLive(msg, tj)
-		return nil
+		return false, nil
 	}
-	return s.queueAndDeliver(msg, tj)
+	return true, s.startCommit(func() *queueing { return s.srv.startQueue(s.bare, msg, tj) })
 }
 
-// queueAndDeliver commits msg to the queue and only then routes it. The
-// caller counts the stanza as handled (and so covered by the sender's next
-// <a/>) only after this returns: the single check.
-func (s *Session) queueAndDeliver(msg *wire.Element, to jid.JID) error {
-	err := s.srv.queueFrom(s.bare, msg, to, s.reply)
-	if err != nil && !errors.Is(err, offline.ErrQueueFull) {
-		return s.notStored()
-	}
-	return nil
-}
-
-// notStored is what handle gets back after a message could not be stored
-// (the sender already has its wait error). Under stream management the
-// stream ends without counting the message: <a h/> must never cover a
-// message that is not committed (the single check), and h counts every
-// stanza in order, so the stream cannot go on past it. The client resumes,
-// <resumed h/> shows the message unhandled, and the client resends it; the
-// wait error, if not written before the close, is resent with the other
-// unacknowledged stanzas.
-func (s *Session) notStored() error {
-	s.mu.Lock()
-	on := s.sm.on
-	s.mu.Unlock()
-	if !on {
-		return nil
-	}
+// notStored is the stream error that ends a stream under stream
+// management after one of its messages could not be stored (the sender
+// already has its wait error): <a h/> must never cover a message that is not
+// committed (the single check), and h counts every stanza in order, so the
+// stream cannot go on past it. The client resumes, <resumed h/> shows the
+// message unhandled, and the client resends it; the wait error, if not
+// written before the close, is resent with the other unacknowledged stanzas.
+func notStored() *streamErr {
 	return &streamErr{cond: "internal-server-error",
 		text: "the message could not be stored; resend it"}
+}
+
+// queueing is a message on its way into the queue: started, and not yet
+// known to be committed.
+type queueing struct {
+	p      *offline.Pending
+	m      *offline.Message
+	msg    *wire.Element
+	to     jid.JID
+	sender string
 }
 
 // queueFrom commits a message from sender (a bare JID) to the queue, then
@@ -161,6 +155,12 @@ func (s *Session) notStored() error {
 // stored, and returned.
 func (srv *Server) queueFrom(sender string, msg *wire.Element, to jid.JID,
 	reply func(*wire.Element)) error {
+	return srv.finishQueue(srv.startQueue(sender, msg, to), reply)
+}
+
+// startQueue hands a message from sender to the queue's committer and
+// returns without waiting for the commit; finishQueue completes it.
+func (srv *Server) startQueue(sender string, msg *wire.Element, to jid.JID) *queueing {
 	bare := to.Bare().String()
 	sid := randomID(12)
 	msg.Add(wire.New(nsSID, "stanza-id", "id", sid, "by", bare))
@@ -172,16 +172,22 @@ func (srv *Server) queueFrom(sender string, msg *wire.Element, to jid.JID,
 		Stamp:    time.Now().UTC(),
 		Payload:  msg.Bytes(wire.NSClient),
 	}
+	return &queueing{p: srv.deps.Queue.Start(m), m: m, msg: msg, to: to, sender: sender}
+}
+
+// finishQueue waits for q's commit, then delivers the message and wakes the
+// recipient's devices, or answers a failure through reply as queueFrom does.
+func (srv *Server) finishQueue(q *queueing, reply func(*wire.Element)) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := srv.deps.Queue.Enqueue(ctx, m); err != nil {
+	if err := q.p.Wait(ctx); err != nil {
 		var e *wire.Element
 		if errors.Is(err, offline.ErrQueueFull) {
-			e = stanzaError(msg, "wait", "resource-constraint",
+			e = stanzaError(q.msg, "wait", "resource-constraint",
 				"the recipient has too many undelivered messages")
 		} else {
 			srv.log.Error("queueing message failed", "err", err)
-			e = stanzaError(msg, "wait", "internal-server-error",
+			e = stanzaError(q.msg, "wait", "internal-server-error",
 				"the message could not be stored; try again")
 		}
 		if reply != nil {
@@ -189,8 +195,8 @@ func (srv *Server) queueFrom(sender string, msg *wire.Element, to jid.JID,
 		}
 		return err
 	}
-	srv.deliverQueued(m, to)
-	srv.notifyPush(bare, sender, msg)
+	srv.deliverQueued(q.m, q.to)
+	srv.notifyPush(q.m.To, q.sender, q.msg)
 	return nil
 }
 

@@ -86,14 +86,7 @@ func smFailed(cond string, h string) *wire.Element {
 func (s *Session) handleSM(el *wire.Element) error {
 	switch el.Name.Local {
 	case "r":
-		s.mu.Lock()
-		on, h := s.sm.on, s.sm.hIn
-		s.mu.Unlock()
-		if on {
-			s.send(outItem{b: []byte("<a xmlns='" + nsSM + "' h='" +
-				strconv.FormatUint(uint64(h), 10) + "'/>")})
-		}
-		return nil
+		return s.requestAck()
 	case "a":
 		h, err := strconv.ParseUint(el.Get("h"), 10, 32)
 		if err != nil {
@@ -231,7 +224,11 @@ func (c *conn) resume(el *wire.Element) (*Session, error) {
 	if err := s.ack(uint32(h)); err != nil {
 		return nil, err
 	}
+	// <resumed h/> counts the messages the old connection left in commit,
+	// so that the client does not send them again.
+	s.waitCommits()
 	s.mu.Lock()
+	s.pipe.failed = false // the failed message is resent on this stream
 	s.c = c
 	// s.log stays the first connection's: it is read without the lock.
 	s.pending = nil
