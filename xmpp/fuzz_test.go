@@ -76,7 +76,13 @@ func FuzzPushOptions(f *testing.F) {
 		if err != nil {
 			return // the stream reader refused it: the session would end
 		}
+		if x.Name.Space != nsDataForm || x.Name.Local != "x" {
+			return // pushIQ stores only a jabber:x:data <x/>
+		}
 		stored := string(x.Bytes(""))
+		if len(stored) > maxPushOptions {
+			return // refused with not-acceptable
+		}
 		back := parseStored(stored)
 		if back == nil {
 			t.Fatalf("stored options %q do not read back", stored)
