@@ -1,6 +1,7 @@
 package xmpp
 
 import (
+	"context"
 	"testing"
 
 	"mellium.im/xmpp/jid"
@@ -329,5 +330,47 @@ func TestBlockingCarbonsDisco(t *testing.T) {
 		if !have[want] {
 			t.Errorf("disco#info lacks %s: %s", want, res)
 		}
+	}
+}
+
+// TestForgetAccount: deleting an account forgets its blocklist and its
+// push registrations, and leaves other accounts' alone.
+func TestForgetAccount(t *testing.T) {
+	ts := newTestServer(t, withPushComponent)
+	ts.addUser(t, "alice", "pw")
+	ts.addUser(t, "bob", "pw")
+	for _, local := range []string{"alice", "bob"} {
+		c := login(t, ts, local, "pw", "phone")
+		c.send(t, "<iq type='set' id='b1'><block xmlns='urn:xmpp:blocking'><item jid='spam@example.org'/></block></iq>")
+		c.expect(t, stanza("iq", "id", "b1", "type", "result"), 0)
+		c.send(t, "<iq type='set' id='e1'>"+enablePush("node-"+local, "")+"</iq>")
+		c.expect(t, stanza("iq", "id", "e1", "type", "result"), 0)
+		c.closeStream(t)
+	}
+	ctx := context.Background()
+	if err := ts.srv.ForgetAccount(ctx, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		local   string
+		blocked int
+		push    int
+	}{
+		{"alice", 0, 0},
+		{"bob", 1, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.local, func(t *testing.T) {
+			list, err := ts.srv.deps.Blocklist.List(ctx, ts.jid(tt.local))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(list) != tt.blocked {
+				t.Errorf("blocklist %v, want %d items", list, tt.blocked)
+			}
+			if regs := pushRegistrations(t, ts, ts.jid(tt.local)); len(regs) != tt.push {
+				t.Errorf("push registrations %v, want %d", regs, tt.push)
+			}
+		})
 	}
 }

@@ -131,9 +131,12 @@ func (s *Server) serveComponent(nc net.Conn) {
 	rd.SetLimits(wire.Limits{MaxBytes: s.cfg.C2S.MaxStanzaSize})
 	comp := &component{srv: s, domain: strings.ToLower(h.To), nc: nc,
 		out: make(chan []byte, 256), done: make(chan struct{})}
-	io.WriteString(nc, "<handshake/>")
+	// Registered before the handshake is answered: a component that
+	// reconnects at once must replace this connection, not be replaced
+	// by it. Stanzas for it wait in out until the writer starts.
 	s.registerComponent(comp)
 	defer s.unregisterComponent(comp)
+	io.WriteString(nc, "<handshake/>")
 	go comp.writeLoop()
 	log.Info("component connected", "domain", comp.domain)
 
