@@ -29,6 +29,9 @@ const (
 	maxPushOptions = 4096
 )
 
+// maxPendingPush bounds the publishes waiting for the app server's answer.
+const maxPendingPush = 100000
+
 // pushService keeps the push registrations of accounts (XEP-0357 § 5) in
 // SQLite and sends notifications, coalesced per account, to app servers
 // reached through components.
@@ -289,9 +292,13 @@ func (ps *pushService) publish(k pushKey, opts string, count int, from, body str
 		return
 	}
 	ps.mu.Lock()
-	if len(ps.pending) < 100000 {
-		ps.pending[id] = k
+	if len(ps.pending) >= maxPendingPush {
+		// App servers that never answer filled the table. Forgetting
+		// those unanswered publishes loses nothing but their outcome;
+		// refusing to track new ones would stop counting failures.
+		clear(ps.pending)
 	}
+	ps.pending[id] = k
 	ps.mu.Unlock()
 	comp.send(iq.Bytes(wire.NSClient))
 }
