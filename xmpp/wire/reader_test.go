@@ -70,6 +70,11 @@ func TestReaderRefuses(t *testing.T) {
 			want: "not-well-formed"},
 		{name: "surrogate reference after CDATA", body: `<m><![CDATA[x]]>&#xD800;</m>`,
 			want: "not-well-formed"},
+		{name: "prefixed name with a digit first", body: `<a xmlns:o='urn:o'><o:0/></a>`,
+			want: "not-well-formed"},
+		{name: "prefixed attribute with a digit first", body: `<a xmlns:o='urn:o' o:1='x'/>`,
+			want: "not-well-formed"},
+		{name: "empty local part", body: `<a xmlns:o='urn:o'><o:/></a>`, want: "not-well-formed"},
 		{name: "stream header inside the stream", body: header[len("<?xml version='1.0'?>"):],
 			want: "policy-violation"},
 	}
