@@ -289,7 +289,13 @@ func (c *component) route(el *wire.Element) error {
 			srv.deliverLive(el, to)
 			return nil
 		}
-		srv.queueFrom(from.Bare().String(), el, to, nil)
+		// A full queue or a failing store is the component's to know:
+		// it may retry later, as a client would.
+		srv.queueFrom(from.Bare().String(), el, to, func(e *wire.Element) {
+			if e != nil {
+				c.send(e.Bytes(wire.NSClient))
+			}
+		})
 	}
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twotick/twotick/conf"
 	"github.com/twotick/twotick/xmpp/wire"
 )
 
@@ -209,5 +210,42 @@ func TestComponentBlocked(t *testing.T) {
 			return
 		}
 		t.Fatalf("alice got %s from the component she blocked", el)
+	}
+}
+
+// TestComponentToOfflineUser: a component's messages to a user who is
+// offline are queued and wake the user's devices; when the user's queue
+// is full the component is told so with resource-constraint, as a client
+// would be.
+func TestComponentToOfflineUser(t *testing.T) {
+	ts := newTestServer(t, withPushComponent, func(c *conf.Config) { c.Offline.MaxPerUser = 2 })
+	ts.addUser(t, "alice", "pw")
+	comp, _ := dialComponent(t, ts, testPushSecret)
+	alice := login(t, ts, "alice", "pw", "phone")
+	alice.send(t, "<iq type='set' id='e1'>"+enablePush("node-1", "")+"</iq>")
+	alice.expect(t, stanza("iq", "id", "e1", "type", "result"), 0)
+	alice.closeStream(t)
+
+	bot := "bot@" + testPushDomain
+	send := func(id string) {
+		comp.send(t, "<message id='"+id+"' type='chat' from='"+bot+"' to='"+ts.jid("alice")+
+			"'><body>news "+id+"</body></message>")
+	}
+	send("n1")
+	if iq := comp.expect(t, "a push publish", func(el *wire.Element) bool {
+		return el.Name.Local == "iq" && el.Child(nsPubSub, "pubsub") != nil
+	}); iq.Get("to") != testPushDomain {
+		t.Fatalf("publish %s", iq)
+	}
+	send("n2")
+	send("n3")
+	el := comp.expect(t, "the error for n3", func(el *wire.Element) bool {
+		return el.Name.Local == "message" && el.Get("id") == "n3"
+	})
+	if el.Get("type") != "error" || stanzaErrorCond(el) != "resource-constraint" {
+		t.Fatalf("got %s, want a resource-constraint error", el)
+	}
+	if n := queued(t, ts, "alice"); n != 2 {
+		t.Fatalf("%d queued, want 2", n)
 	}
 }
