@@ -226,6 +226,17 @@ func (ps *pushService) fire(owner string) {
 	from, body := st.from, st.body
 	st.timer = nil
 	st.last = time.Now()
+	// Once the window has passed, the state says nothing a fresh one
+	// would not: drop it, so that the map holds only accounts notified
+	// lately rather than every account ever notified.
+	time.AfterFunc(ps.srv.cfg.Push.Coalesce.Duration, func() {
+		ps.mu.Lock()
+		defer ps.mu.Unlock()
+		if ps.state[owner] == st && st.timer == nil &&
+			time.Since(st.last) >= ps.srv.cfg.Push.Coalesce.Duration {
+			delete(ps.state, owner)
+		}
+	})
 	ps.mu.Unlock()
 
 	ctx, cancel := storeCtx()

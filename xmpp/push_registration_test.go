@@ -252,3 +252,35 @@ func TestPushResumeWindow(t *testing.T) {
 			ts.cfg.SM.ResumeTimeout, el)
 	}
 }
+
+// TestPushStateForgotten: the coalescing state of an account is dropped
+// once its window has passed, so that it does not grow with every account
+// ever notified.
+func TestPushStateForgotten(t *testing.T) {
+	ts := newTestServer(t, withPushComponent)
+	ts.addUser(t, "alice", "pw")
+	ts.addUser(t, "bob", "pw")
+	comp, _ := dialComponent(t, ts, testPushSecret)
+	bob := login(t, ts, "bob", "pw", "phone")
+	bob.send(t, "<iq type='set' id='e1'>"+enablePush("node-1", "")+"</iq>")
+	bob.expect(t, stanza("iq", "id", "e1", "type", "result"), 0)
+	bob.closeStream(t)
+	alice := login(t, ts, "alice", "pw", "laptop")
+	alice.sendMessage(t, ts.jid("bob"), "hello")
+	comp.expectPublish(t)
+
+	deadline := time.Now().Add(waitTime)
+	for {
+		ps := ts.srv.push
+		ps.mu.Lock()
+		n := len(ps.state)
+		ps.mu.Unlock()
+		if n == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d coalescing states kept after the window", n)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
