@@ -72,8 +72,15 @@ func (c *conn) preAuthRegister(iq *wire.Element) error {
 		_, err = c.srv.deps.Registrar.Submit(ctx, sub, c.remote, c.lang)
 		cancel()
 	}
+	switch {
+	case errors.Is(err, register.ErrCodeSent):
+		c.log.Info("verification code sent for in-band registration")
+	case err != nil:
+		// A wrong code, a limit or a bad number: an operator watches these
+		// for abuse. The error text never holds the code.
+		c.srv.warn(c.log, c.remote, "in-band registration refused", "err", err)
+	}
 	if err != nil {
-		c.log.Debug("in-band registration refused", "err", err)
 		return c.writeElement(registerError(iq, err, c.lang))
 	}
 	c.log.Info("account registered in-band")

@@ -74,6 +74,9 @@ func (a *httpAPI) authentication(w http.ResponseWriter, r *http.Request) {
 	case errors.Is(err, ErrInvalidNumber):
 		reply(w, http.StatusBadRequest, "not a valid phone number")
 	case errors.As(err, &lim):
+		// Bounded by the limits themselves: one line per refused request.
+		a.opts.Logger.Warn("verification code refused by a limit", "remote_addr", addr,
+			"scope", lim.Scope, "retry_after", lim.RetryAfter)
 		w.Header().Set("Retry-After", retrySeconds(lim.RetryAfter))
 		reply(w, http.StatusTooManyRequests, "too many codes requested ("+lim.Scope+")")
 	case errors.Is(err, ErrSendFailed):
@@ -113,6 +116,8 @@ func (a *httpAPI) password(w http.ResponseWriter, r *http.Request) {
 	case errors.Is(err, ErrBadPassword):
 		reply(w, http.StatusBadRequest, err.Error())
 	case errors.Is(err, ErrWrongCode):
+		// At most max_attempts lines per code; the code is never logged.
+		a.opts.Logger.Warn("wrong verification code", "remote_addr", a.clientAddr(r))
 		reply(w, http.StatusUnauthorized, "wrong code")
 	case errors.Is(err, ErrExpired):
 		reply(w, http.StatusNotFound, "code expired or not requested")
