@@ -389,8 +389,13 @@ func (b *Book) charge(ctx context.Context, tx *sql.Tx, owner string,
 	if err != nil {
 		return fmt.Errorf("charging lookups of %s: %w", owner, err)
 	}
+	js, err := json.Marshal(fresh)
+	if err != nil {
+		return fmt.Errorf("charging lookups of %s: %w", owner, err)
+	}
 	back, err := stringSet(ctx, tx, `SELECT number FROM roster_book_quota
-		WHERE owner = ? AND day = ?`, owner, today)
+		WHERE owner = ? AND day = ? AND number IN (SELECT value FROM json_each(?))`,
+		owner, today, string(js))
 	if err != nil {
 		return fmt.Errorf("charging lookups of %s: %w", owner, err)
 	}
