@@ -66,8 +66,19 @@ func (b *Book) Queue(ctx context.Context, pushes []Push) error {
 // owner's current version, or Remove if the item is gone. Several queued
 // pushes of one pair become one, with the oldest Before.
 func (b *Book) TakeQueued(ctx context.Context) ([]Push, error) {
+	// The server calls this every second; an empty queue, the usual case,
+	// is seen with a read, without taking the write lock.
+	var queued bool
+	err := b.store.db.QueryRowContext(ctx,
+		`SELECT EXISTS (SELECT 1 FROM roster_book_pushes)`).Scan(&queued)
+	if err != nil {
+		return nil, fmt.Errorf("taking queued roster pushes: %w", err)
+	}
+	if !queued {
+		return nil, nil
+	}
 	var pushes []Push
-	err := b.store.write(ctx, func(tx *sql.Tx) error {
+	err = b.store.write(ctx, func(tx *sql.Tx) error {
 		rows, err := tx.QueryContext(ctx, `SELECT id, owner, contact, before
 			FROM roster_book_pushes ORDER BY id LIMIT ?`, maxTaken)
 		if err != nil {
