@@ -70,15 +70,17 @@ func blockedError(st *wire.Element) *wire.Element {
 	return e
 }
 
-// refuseBlocked applies a blocklist to a message or IQ from s to the local
-// account to. It reports true if the stanza must not be routed, after
-// answering it as XEP-0191 § 3.3 says: not-acceptable to a user writing to
-// a JID the user blocked; service-unavailable to a blocked sender, so that
-// the user appears offline to it. Errors and IQ results are dropped
-// silently.
+// refuseBlocked applies blocklists to a message or IQ from s to to: the
+// user's own, whatever the destination (a local account, a component's
+// bot or the component itself), and a local recipient's. It reports true
+// if the stanza must not be routed, after answering it as XEP-0191 § 3.3
+// says: not-acceptable to a user writing to a JID the user blocked;
+// service-unavailable to a blocked sender, so that the user appears
+// offline to it. Errors and IQ results are dropped silently.
 func (s *Session) refuseBlocked(st *wire.Element, to jid.JID) bool {
-	if to.Localpart() == "" {
-		return false
+	local := to.Domainpart() == s.srv.domain
+	if local && to.Localpart() == "" {
+		return false // the user's own server is never blocked
 	}
 	typ := st.Get("type")
 	answer := typ != "error" && (st.Name.Local != "iq" || typ == "get" || typ == "set")
@@ -94,7 +96,7 @@ func (s *Session) refuseBlocked(st *wire.Element, to jid.JID) bool {
 			}
 		}
 		return true
-	case s.srv.blocks(to.Bare().String(), s.jid):
+	case local && s.srv.blocks(to.Bare().String(), s.jid):
 		if answer {
 			if st.Name.Local == "iq" {
 				s.reply(iqError(st, "cancel", "service-unavailable", ""))

@@ -374,3 +374,28 @@ func TestForgetAccount(t *testing.T) {
 		})
 	}
 }
+
+// TestBlockingComponentJID: a user who blocked a component's JID cannot
+// write to it either (XEP-0191 § 3.3).
+func TestBlockingComponentJID(t *testing.T) {
+	ts := newTestServer(t, withPushComponent)
+	ts.addUser(t, "alice", "pw")
+	dialComponent(t, ts, testPushSecret)
+	alice := login(t, ts, "alice", "pw", "phone")
+	bot := "bot@" + testPushDomain
+	alice.send(t, "<iq type='set' id='b1'><block xmlns='urn:xmpp:blocking'><item jid='"+bot+"'/></block></iq>")
+	alice.expect(t, stanza("iq", "id", "b1", "type", "result"), 0)
+	tests := []struct{ name, xml, id string }{
+		{"message", "<message type='chat' id='k2' to='" + bot + "'><body>x</body></message>", "k2"},
+		{"iq", "<iq type='get' id='k3' to='" + bot + "'><ping xmlns='urn:xmpp:ping'/></iq>", "k3"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			alice.send(t, tt.xml)
+			el := alice.expect(t, byID(tt.id), 0)
+			if stanzaErrorCond(el) != "not-acceptable" {
+				t.Fatalf("got %s, want not-acceptable", el)
+			}
+		})
+	}
+}

@@ -35,6 +35,10 @@ func (s *Session) carbonsOn() bool {
 	return s.carbons && !s.ended
 }
 
+// nsCarbonsRules advertises that the server applies exactly the rules of
+// XEP-0280 § 6.1 (§ 6.2), which carbonEligible implements.
+const nsCarbonsRules = "urn:xmpp:carbons:rules:0"
+
 // Namespaces of the MUC invitations that XEP-0280 § 6.1 copies.
 const (
 	nsMUCUser       = "http://jabber.org/protocol/muc#user"

@@ -271,3 +271,39 @@ func TestCarbonsErrorCopied(t *testing.T) {
 		desk.expectNone(t, bounced("e2"))
 	})
 }
+
+// TestCarbonsToComponent: a message a user sends to a component's JID is
+// copied to the user's other carbon-enabled resources like any other.
+func TestCarbonsToComponent(t *testing.T) {
+	ts := newTestServer(t, withPushComponent)
+	ts.addUser(t, "alice", "pw")
+	comp, _ := dialComponent(t, ts, testPushSecret)
+	phone := login(t, ts, "alice", "pw", "phone")
+	desk := login(t, ts, "alice", "pw", "desk")
+	phone.enableCarbons(t, true)
+	desk.enableCarbons(t, true)
+	bot := "bot@" + testPushDomain
+	phone.send(t, "<message type='chat' id='k1' to='"+bot+"'><body>to the bot</body></message>")
+	comp.expect(t, "the message", func(el *wire.Element) bool { return el.Get("id") == "k1" })
+	desk.expect(t, carbonOf("sent", ts.jid("alice"), "to the bot"), 0)
+}
+
+// TestCarbonsRulesAdvertised: the server advertises urn:xmpp:carbons:rules:0
+// (XEP-0280 § 6.2), which binds it to § 6.1 as carbonEligible applies it.
+func TestCarbonsRulesAdvertised(t *testing.T) {
+	ts := newTestServer(t)
+	ts.addUser(t, "alice", "pw")
+	c := login(t, ts, "alice", "pw", "phone")
+	c.send(t, "<iq type='get' id='d1' to='"+testDomain+"'><query xmlns='"+nsDiscoInfo+"'/></iq>")
+	res := c.expect(t, byID("d1"), 0)
+	q := res.Child(nsDiscoInfo, "query")
+	if q == nil {
+		t.Fatalf("disco#info answered %s", res)
+	}
+	for _, f := range q.Children() {
+		if f.Name.Local == "feature" && f.Get("var") == nsCarbonsRules {
+			return
+		}
+	}
+	t.Fatalf("disco#info lacks %s: %s", nsCarbonsRules, res)
+}

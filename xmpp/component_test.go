@@ -225,6 +225,7 @@ func TestComponentToOfflineUser(t *testing.T) {
 	alice.send(t, "<iq type='set' id='e1'>"+enablePush("node-1", "")+"</iq>")
 	alice.expect(t, stanza("iq", "id", "e1", "type", "result"), 0)
 	alice.closeStream(t)
+	waitOffline(t, ts, "alice")
 
 	bot := "bot@" + testPushDomain
 	send := func(id string) {

@@ -46,6 +46,20 @@ func pushFailures(t *testing.T, ts *testServer, owner, node string) int {
 	return n
 }
 
+// waitOffline waits until local has no session left: a push notification
+// wakes only an account without a connected session, and the server ends
+// a closed stream's session a moment after the close.
+func waitOffline(t *testing.T, ts *testServer, local string) {
+	t.Helper()
+	deadline := time.Now().Add(waitTime)
+	for len(ts.srv.router.sessions(ts.jid(local))) != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s still has a session after closing its stream", local)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
 const pushOptionsForm = "<x xmlns='jabber:x:data' type='submit'>" +
 	"<field var='FORM_TYPE'><value>http://jabber.org/protocol/pubsub#publish-options</value></field>" +
 	"<field var='secret'><value>eruio234vzxc2kla-91</value></field></x>"
@@ -115,6 +129,7 @@ func TestPushPublishOptions(t *testing.T) {
 	bob.send(t, "<iq type='set' id='e1'>"+enablePush("node-1", pushOptionsForm)+"</iq>")
 	bob.expect(t, stanza("iq", "id", "e1", "type", "result"), 0)
 	bob.closeStream(t)
+	waitOffline(t, ts, "bob")
 
 	alice := login(t, ts, "alice", "pw", "laptop")
 	alice.sendMessage(t, ts.jid("bob"), "hello")
@@ -154,6 +169,7 @@ func TestPushCoalesce(t *testing.T) {
 	bob.send(t, "<iq type='set' id='e1'>"+enablePush("node-1", "")+"</iq>")
 	bob.expect(t, stanza("iq", "id", "e1", "type", "result"), 0)
 	bob.closeStream(t)
+	waitOffline(t, ts, "bob")
 
 	alice := login(t, ts, "alice", "pw", "laptop")
 	for i := range burst {
@@ -195,6 +211,7 @@ func TestPushWaitErrors(t *testing.T) {
 	bob.send(t, "<iq type='set' id='e1'>"+enablePush("node-1", "")+"</iq>")
 	bob.expect(t, stanza("iq", "id", "e1", "type", "result"), 0)
 	bob.closeStream(t)
+	waitOffline(t, ts, "bob")
 	alice := login(t, ts, "alice", "pw", "laptop")
 
 	for i := 0; i < ts.cfg.Push.MaxFailures+1; i++ {
@@ -265,6 +282,7 @@ func TestPushStateForgotten(t *testing.T) {
 	bob.send(t, "<iq type='set' id='e1'>"+enablePush("node-1", "")+"</iq>")
 	bob.expect(t, stanza("iq", "id", "e1", "type", "result"), 0)
 	bob.closeStream(t)
+	waitOffline(t, ts, "bob")
 	alice := login(t, ts, "alice", "pw", "laptop")
 	alice.sendMessage(t, ts.jid("bob"), "hello")
 	comp.expectPublish(t)

@@ -104,6 +104,7 @@ func TestPushNotifications(t *testing.T) {
 		testPushDomain+"' node='node-1'/></iq>")
 	bob.expect(t, stanza("iq", "id", "e1", "type", "result"), 0)
 	bob.closeStream(t)
+	waitOffline(t, ts, "bob")
 
 	alice := login(t, ts, "alice", "pw", "laptop")
 	t.Run("offline user", func(t *testing.T) {

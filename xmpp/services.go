@@ -29,7 +29,7 @@ const (
 var serverFeatures = []string{
 	nsDiscoInfo, nsDiscoItems, nsPing, nsVersion, nsTime, nsRoster, nsRosterVer,
 	nsSID, "msgoffline", "urn:xmpp:sm:3", nsSession, nsCommands,
-	nsBlocking, nsCarbons,
+	nsBlocking, nsCarbons, nsCarbonsRules,
 }
 
 type identity struct{ category, typ, name string }

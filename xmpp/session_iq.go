@@ -130,7 +130,7 @@ func (s *Session) handleIQ(iq *wire.Element) error {
 		s.reply(iqError(iq, "modify", "jid-malformed", ""))
 		return nil
 	}
-	if tj.Domainpart() == s.srv.domain && s.refuseBlocked(iq, tj) {
+	if s.refuseBlocked(iq, tj) {
 		return nil // XEP-0191 § 3.3
 	}
 	comp := s.srv.comps.get(tj.Domainpart())

@@ -90,7 +90,13 @@ func (s *Session) handleMessage(msg *wire.Element) (queued bool, err error) {
 	receipts.Sanitize(msg)
 	if tj.Domainpart() != s.srv.domain {
 		if comp := s.srv.comps.get(tj.Domainpart()); comp != nil {
+			if s.refuseBlocked(msg, tj) {
+				return false, nil // XEP-0191 § 3.3: a bot or gateway JID too
+			}
 			comp.send(msg.Bytes(wire.NSClient))
+			// The user's other resources see what went to a bot as they
+			// see what went to a user (XEP-0280 § 6.1).
+			s.srv.carbonCopies(msg, tj, nil)
 			return false, nil
 		}
 		s.reply(stanzaError(msg, "cancel", "remote-server-not-found",
