@@ -152,6 +152,7 @@ func chatTarget(runs []runLine, add verdictFunc, none noneFunc) {
 	if !ok {
 		add(false, "chat ≥ %.0f msg/s with p99 single check ≤ %.0f ms: no twotick rate kept p99 within %.0f ms",
 			chatRateTarget, chatP99TargetMS, chatP99TargetMS)
+		chatAtCompetitorP99(runs, add, none)
 		return
 	}
 	add(rate >= chatRateTarget, "chat ≥ %.0f msg/s with p99 single check ≤ %.0f ms: %.0f msg/s at p99 %.1f ms (%+.0f%%)",
@@ -162,14 +163,47 @@ func chatTarget(runs []runLine, add verdictFunc, none noneFunc) {
 			best, bestName = r, s
 		}
 	}
-	if bestName == "" {
-		none("chat against the competitors: no competitor rate kept p99 within %.0f ms", chatP99TargetMS)
+	if bestName != "" {
+		add(rate >= chatCompetitorFactor*best,
+			"chat ≥ %.1f× the best competitor at equal p99 (≤ %.0f ms): twotick %.0f msg/s, %s %.0f msg/s, "+
+				"ratio %.2f (rates are the offered grid, so both are lower bounds)",
+			chatCompetitorFactor, chatP99TargetMS, rate, bestName, best, rate/best)
 		return
 	}
-	add(rate >= chatCompetitorFactor*best,
-		"chat ≥ %.1f× the best competitor at equal p99 (≤ %.0f ms): twotick %.0f msg/s, %s %.0f msg/s, ratio %.2f "+
-			"(rates are the offered grid, so both are lower bounds)",
-		chatCompetitorFactor, chatP99TargetMS, rate, bestName, best, rate/best)
+	chatAtCompetitorP99(runs, add, none)
+}
+
+// chatAtCompetitorP99 compares at the competitors' own latency when none
+// kept p99 within the target: the competitor's fastest run that delivered
+// everything, against twotick's fastest run with a p99 no higher.
+func chatAtCompetitorP99(runs []runLine, add verdictFunc, none noneFunc) {
+	var best runLine
+	for _, r := range runs {
+		m := r.Metrics
+		if r.Scenario != "chat" || r.Server == "twotick" || m["undelivered_in_drain"] != 0 {
+			continue
+		}
+		if m["achieved_rate"] > best.Metrics["achieved_rate"] {
+			best = r
+		}
+	}
+	if best.Server == "" {
+		none("chat against the competitors: no competitor run delivered every message")
+		return
+	}
+	p99 := best.Metrics["single_check_p99_ms"]
+	rate, tp99, ok := bestChatRate(runs, "twotick", p99)
+	if !ok {
+		add(false, "chat ≥ %.1f× the best competitor at equal p99: no twotick run kept p99 within %s's %.0f ms",
+			chatCompetitorFactor, best.Server, p99)
+		return
+	}
+	c := best.Metrics["achieved_rate"]
+	add(rate >= chatCompetitorFactor*c,
+		"chat ≥ %.1f× the best competitor at equal p99: no competitor kept p99 within %.0f ms, so at %s's "+
+			"p99 of %.0f ms (its fastest run that delivered everything, %.0f msg/s): twotick %.0f msg/s at p99 %.1f ms, "+
+			"ratio %.2f (rates are the offered grid, so twotick's is a lower bound)",
+		chatCompetitorFactor, chatP99TargetMS, best.Server, p99, c, rate, tp99, rate/c)
 }
 
 func offlineTarget(runs []runLine, add verdictFunc, none noneFunc) {
