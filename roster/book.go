@@ -702,13 +702,21 @@ func (b *Book) Left(ctx context.Context, number string) ([]Push, error) {
 	jid := number + "@" + b.domain
 	var pushes []Push
 	err := b.store.write(ctx, func(tx *sql.Tx) error {
-		owners, err := stringSet(ctx, tx, `SELECT owner FROM roster_items WHERE contact = ?`, jid)
+		// Items made by books go for all owners at once; manual ones,
+		// which only lose their book columns, one at a time.
+		manual, err := stringSet(ctx, tx, `SELECT owner FROM roster_items
+			WHERE contact = ? AND manual = 1`, jid)
 		if err != nil {
 			return err
 		}
+		ps, err := b.removeFromRosters(ctx, tx, jid)
+		if err != nil {
+			return err
+		}
+		pushes = append(pushes, ps...)
 		stmts := newTxStmts(tx)
 		defer stmts.close()
-		for _, owner := range slices.Sorted(maps.Keys(owners)) {
+		for _, owner := range slices.Sorted(maps.Keys(manual)) {
 			p, err := b.setItem(ctx, stmts, owner, jid, pairState{}, false, "")
 			if err != nil {
 				return err

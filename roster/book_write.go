@@ -493,3 +493,81 @@ func (b *Book) addToRosters(ctx context.Context, tx *sql.Tx, contact string,
 	}
 	return pushes, nil
 }
+
+// removeFromRosters removes every item for contact that no owner added by
+// hand (manual = 0), leaving tombstones, with one version bump per owner,
+// in a fixed number of statements; it returns the pushes in owner order.
+func (b *Book) removeFromRosters(ctx context.Context, tx *sql.Tx, contact string) ([]Push, error) {
+	fail := func(err error) ([]Push, error) {
+		return nil, fmt.Errorf("removing %s from rosters: %w", contact, err)
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT owner, subscription FROM roster_items
+		WHERE contact = ? AND manual = 0 ORDER BY owner`, contact)
+	if err != nil {
+		return fail(err)
+	}
+	var pushes []Push
+	var owners []string
+	for rows.Next() {
+		var p Push
+		if err := rows.Scan(&p.Owner, &p.Before); err != nil {
+			rows.Close()
+			return fail(err)
+		}
+		p.Item = Item{JID: contact, Subscription: Remove, Groups: []string{}}
+		pushes = append(pushes, p)
+		owners = append(owners, p.Owner)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fail(err)
+	}
+	if len(owners) == 0 {
+		return nil, nil
+	}
+	js, err := json.Marshal(owners)
+	if err != nil {
+		return fail(err)
+	}
+	rows, err = tx.QueryContext(ctx, `INSERT INTO roster_versions (owner, ver)
+		SELECT value, 1 FROM json_each(?) WHERE true
+		ON CONFLICT (owner) DO UPDATE SET ver = ver + 1 RETURNING owner, ver`, string(js))
+	if err != nil {
+		return fail(err)
+	}
+	vers := make(map[string]int64, len(owners))
+	for rows.Next() {
+		var owner string
+		var v int64
+		if err := rows.Scan(&owner, &v); err != nil {
+			rows.Close()
+			return fail(err)
+		}
+		vers[owner] = v
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fail(err)
+	}
+	type row [2]any // owner, version
+	tombs := make([]row, len(pushes))
+	for i := range pushes {
+		v := vers[pushes[i].Owner]
+		pushes[i].Ver = formatVer(v)
+		tombs[i] = row{pushes[i].Owner, v}
+	}
+	if js, err = json.Marshal(tombs); err != nil {
+		return fail(err)
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM roster_items WHERE contact = ? AND manual = 0`,
+		contact); err != nil {
+		return fail(err)
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO roster_removed (owner, contact, ver)
+		SELECT value->>0, ?, value->>1 FROM json_each(?) WHERE true
+		ON CONFLICT (owner, contact) DO UPDATE SET ver = excluded.ver`,
+		contact, string(js)); err != nil {
+		return fail(err)
+	}
+	return pushes, nil
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"slices"
@@ -28,7 +29,7 @@ const (
 // newContactsServer is a test server with contact discovery: a Book over
 // its stores with the given daily limit (0 for the default), and the
 // account hook that serve installs.
-func newContactsServer(t *testing.T, limit int, opts ...roster.BookOption) *testServer {
+func newContactsServer(t testing.TB, limit int, opts ...roster.BookOption) *testServer {
 	t.Helper()
 	ts := newTestServer(t)
 	book := roster.NewBook(ts.deps.Roster, AccountDirectory{Accounts: ts.deps.Accounts,
@@ -51,7 +52,7 @@ func newContactsServer(t *testing.T, limit int, opts ...roster.BookOption) *test
 
 // bookOnline logs local in, fetches the roster (so that pushes come) and, if
 // avail, sends available presence.
-func bookOnline(t *testing.T, ts *testServer, local string, avail bool) *rawClient {
+func bookOnline(t testing.TB, ts *testServer, local string, avail bool) *rawClient {
 	t.Helper()
 	c := login(t, ts, local, "pw", "phone")
 	c.rosterGet(t, "-")
@@ -448,6 +449,52 @@ func TestQueuedPushesReachSessions(t *testing.T) {
 		t.Fatal(err)
 	}
 	alice.expect(t, bookPush(ts.jid(numBob), "none"), 0)
+}
+
+// BenchmarkJoinedPushes registers a number held in the books of 10,000
+// users, 100 of them online with their roster fetched, and times the
+// registration until every online holder has the roster push: the store
+// transaction (roster.Book.Joined) and the pushes.
+func BenchmarkJoinedPushes(b *testing.B) {
+	const holders, online = 10000, 100
+	ts := newContactsServer(b, 0)
+	ctx := context.Background()
+	owner := func(i int) string { return fmt.Sprintf("+1303555%04d", i) }
+	tx, err := ts.deps.DB.Begin()
+	if err != nil {
+		b.Fatal(err)
+	}
+	for i := range holders {
+		if _, err := tx.Exec(`INSERT INTO roster_book (owner, number, name) VALUES (?, ?, ?)`,
+			ts.jid(owner(i)), numBob, "Bob"); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		b.Fatal(err)
+	}
+	clients := make([]*rawClient, online)
+	for i := range clients {
+		ts.addUser(b, owner(i*(holders/online)), "pw")
+		clients[i] = bookOnline(b, ts, owner(i*(holders/online)), false)
+	}
+	bobJID := ts.jid(numBob)
+	for b.Loop() {
+		if err := ts.deps.Accounts.Create(ctx, numBob, auth.KindPhone, "pw"); err != nil {
+			b.Fatal(err)
+		}
+		for _, c := range clients {
+			c.expect(b, bookPush(bobJID, "none"), 0)
+		}
+		b.StopTimer()
+		if err := ts.deps.Accounts.Delete(ctx, numBob); err != nil {
+			b.Fatal(err)
+		}
+		for _, c := range clients {
+			c.expect(b, bookPush(bobJID, "remove"), 0)
+		}
+		b.StartTimer()
+	}
 }
 
 // TestUploadTimeFloor checks that an answer never comes before one
