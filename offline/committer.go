@@ -123,6 +123,10 @@ func (q *Queue) commit(batch []*request) {
 		q.fail(batch, err)
 	} else if q.w.wrote {
 		q.recovered()
+		select {
+		case q.wrote <- struct{}{}:
+		default: // the checkpointer has a signal pending
+		}
 	}
 	for _, r := range batch {
 		r.finish()

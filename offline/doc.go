@@ -70,7 +70,9 @@
 // checkpoint runs with the mode of the connection that triggers it. The
 // committer lets the WAL grow to about 10,000 pages (40 MB with 4 KiB pages)
 // before it checkpoints, which makes checkpoints rarer and cheaper per
-// message; a crash never loses what the WAL holds.
+// message; a crash never loses what the WAL holds. A background goroutine
+// checkpoints on another connection meanwhile, without blocking commits,
+// so that the committer's own checkpoint finds little left to copy.
 //
 // # Costs
 //

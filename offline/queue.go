@@ -121,7 +121,10 @@ type Queue struct {
 	wake chan struct{}
 	// stop is closed by Close.
 	stop chan struct{}
-	// wg counts the committer and expiry goroutines.
+	// wrote has room for one signal: a commit wrote to the WAL, and the
+	// checkpointer has work.
+	wrote chan struct{}
+	// wg counts the committer, checkpoint and expiry goroutines.
 	wg sync.WaitGroup
 
 	mu       sync.Mutex // guards the fields below
@@ -158,14 +161,16 @@ func Open(ctx context.Context, db *sql.DB, opts Options, logger *slog.Logger) (*
 		logger: logger.With("component", "offline"),
 		wake:   make(chan struct{}, 1),
 		stop:   make(chan struct{}),
+		wrote:  make(chan struct{}, 1),
 	}
 	if err := q.setup(ctx); err != nil {
 		q.closeStatements()
 		return nil, err
 	}
 
-	q.wg.Add(2)
+	q.wg.Add(3)
 	go q.runCommitter()
+	go q.runCheckpointer()
 	go q.runExpiry()
 	q.logger.Info("offline queue open",
 		"synchronous", opts.Synchronous,
@@ -213,6 +218,9 @@ func (q *Queue) closeStatements() {
 // if ctx ends first (the message may then still be committed). On success it
 // sets m.ID, and m.Stamp if it was zero.
 func (q *Queue) Enqueue(ctx context.Context, m *Message) error {
+	if err := ctx.Err(); err != nil {
+		return err // not started: a cancelled call stores nothing
+	}
 	return q.Start(m).Wait(ctx)
 }
 
@@ -401,9 +409,9 @@ func (q *Queue) Healthy() error {
 	return nil
 }
 
-// Close stops the committer and expiry goroutines and waits for them. A
-// commit already under way finishes and reports its true outcome; every
-// request still waiting gets ErrClosed. Close does not close the *sql.DB.
+// Close stops the committer, checkpoint and expiry goroutines and waits for
+// them. A commit already under way finishes and reports its true outcome;
+// every request still waiting gets ErrClosed. Close does not close the *sql.DB.
 func (q *Queue) Close() error {
 	q.closeOnce.Do(func() {
 		q.mu.Lock()

@@ -96,6 +96,14 @@ func (s *Session) send(it outItem) {
 	s.sendLocked(it)
 }
 
+// ackRequestEvery is how many unacknowledged stanzas, the last of them a
+// queued message, make the server ask for an ack (XEP-0198 § 4): few enough
+// that acknowledged messages leave the queue soon after delivery, many
+// enough that the <r/> and the client's <a/> cost little beside the stanzas.
+const ackRequestEvery = 8
+
+var ackRequest = []byte("<r xmlns='" + nsSM + "'/>")
+
 // sendLocked queues it for writing and, for a stanza under stream
 // management, keeps it until the client acknowledges it. Lock must be held.
 func (s *Session) sendLocked(it outItem) {
@@ -128,6 +136,13 @@ func (s *Session) sendLocked(it outItem) {
 		return
 	}
 	s.pending = append(s.pending, it)
+	if it.queueID > 0 && s.sm.on && len(s.sm.unacked)%ackRequestEvery == 0 {
+		// Ask for an ack now and then while queued messages flow, in the
+		// same write: the client's <a/> purges the queued messages it
+		// covers and keeps the unacknowledged list, which a receipt's
+		// purge scans, short.
+		s.pending = append(s.pending, outItem{b: ackRequest})
+	}
 	if !s.writing {
 		s.writing = true
 		go s.flush(s.c)
