@@ -530,19 +530,8 @@ func (b *Book) apply(ctx context.Context, tx *sql.Tx, owner, ownNum string,
 		theirs, heldBack bool
 	}
 	var others []other
-	for _, m := range matches {
-		_, theirs := holds[m.JID]
-		p, err := w.set(m.JID, b.want(true, theirs), true, book[m.Number])
-		if errors.Is(err, ErrTooManyItems) {
-			overCap++
-			continue
-		}
-		if err != nil {
-			return nil, 0, err
-		}
-		pushes = appendPush(pushes, p)
-		others = append(others, other{m.JID, theirs, true})
-	}
+	// Removals first, so that the room they make in a full roster
+	// goes to the new matches.
 	for n := range old {
 		if _, still := book[n]; still {
 			continue
@@ -555,6 +544,19 @@ func (b *Book) apply(ctx context.Context, tx *sql.Tx, owner, ownNum string,
 		}
 		pushes = appendPush(pushes, p)
 		others = append(others, other{jid, theirs, false})
+	}
+	for _, m := range matches {
+		_, theirs := holds[m.JID]
+		p, err := w.set(m.JID, b.want(true, theirs), true, book[m.Number])
+		if errors.Is(err, ErrTooManyItems) {
+			overCap++
+			continue
+		}
+		if err != nil {
+			return nil, 0, err
+		}
+		pushes = appendPush(pushes, p)
+		others = append(others, other{m.JID, theirs, true})
 	}
 	if err := w.finish(ctx); err != nil {
 		return nil, 0, err

@@ -403,3 +403,66 @@ func TestQueuedPushes(t *testing.T) {
 		t.Errorf("second take: %+v, %v", again, err)
 	}
 }
+
+// TestSyncChanges walks one owner's book through the changes an upload can
+// make and checks the pushes and counts of each.
+func TestSyncChanges(t *testing.T) {
+	ctx := context.Background()
+	s := openTestStore(t, WithMaxItems(2))
+	dir := newDirectory(bobNum, carolNum, "+12025550104")
+	b := NewBook(s, dir, "localhost", 0)
+	steps := []struct {
+		name    string
+		entries []Entry
+		pushes  map[string]Subscription // contact: subscription pushed to Alice
+		names   map[string]string       // contact: name pushed
+		overCap int
+	}{
+		{name: "first upload, one over the cap",
+			entries: []Entry{{bobNum, "Bob"}, {carolNum, "Carol"}, {"+12025550104", "Dan"}},
+			pushes:  map[string]Subscription{bob: None, carol: None},
+			names:   map[string]string{bob: "Bob", carol: "Carol"}, overCap: 1},
+		{name: "same book: nothing, still over the cap",
+			entries: []Entry{{bobNum, "Bob"}, {carolNum, "Carol"}, {"+12025550104", "Dan"}},
+			overCap: 1},
+		{name: "renamed entry",
+			entries: []Entry{{bobNum, "Robert"}, {carolNum, "Carol"}, {"+12025550104", "Dan"}},
+			pushes:  map[string]Subscription{bob: None}, names: map[string]string{bob: "Robert"},
+			overCap: 1},
+		{name: "entry removed makes room",
+			entries: []Entry{{bobNum, "Robert"}, {"+12025550104", "Dan"}},
+			pushes: map[string]Subscription{carol: Remove,
+				"+12025550104@localhost": None},
+			names: map[string]string{"+12025550104@localhost": "Dan"}},
+	}
+	for _, st := range steps {
+		res, err := b.Sync(ctx, alice, st.entries)
+		if err != nil {
+			t.Fatalf("%s: %v", st.name, err)
+		}
+		if res.OverCap != st.overCap || len(res.Pushes) != len(st.pushes) {
+			t.Errorf("%s: over cap %d, pushes %+v", st.name, res.OverCap, res.Pushes)
+			continue
+		}
+		for _, p := range res.Pushes {
+			sub, ok := st.pushes[p.Item.JID]
+			if !ok || p.Owner != alice || p.Item.Subscription != sub ||
+				(sub != Remove && p.Item.Name != st.names[p.Item.JID]) {
+				t.Errorf("%s: unexpected push %+v", st.name, p)
+			}
+		}
+	}
+	ver, items, err := s.Items(ctx, alice)
+	if err != nil || len(items) != 2 {
+		t.Fatalf("final roster %s %+v, %v", ver, items, err)
+	}
+	// Each change had its own version: 2 items, a rename, a removal and
+	// an addition.
+	if ver != "5" {
+		t.Errorf("final version %s, want 5", ver)
+	}
+	_, changes, ok, err := s.Since(ctx, alice, "3")
+	if err != nil || !ok || len(changes) != 2 {
+		t.Errorf("changes since 3: %+v, %v, %v", changes, ok, err)
+	}
+}
