@@ -306,11 +306,13 @@ func (s *session) replaceHandlers(h handlers) { s.hs.Store(&h) }
 
 func (s *session) readLoop() error {
 	for {
-		h := s.hs.Load()
 		e, err := s.rd.next()
 		if err != nil {
 			return err
 		}
+		// Loaded after the read: handlers installed while it blocked apply
+		// to the element that ended the wait.
+		h := s.hs.Load()
 		switch e.name {
 		case "r":
 			if err := s.ack(); err != nil {
