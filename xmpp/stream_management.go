@@ -94,6 +94,9 @@ func (s *Session) handleSM(el *wire.Element) error {
 		}
 		return s.ack(uint32(h))
 	case "enable":
+		// h counts only what is read after <enable/>: messages still in
+		// commit from before it must not be counted.
+		s.waitCommits()
 		return s.enableSM(el)
 	}
 	return &streamErr{cond: "unsupported-stanza-type"}
