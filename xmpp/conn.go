@@ -64,6 +64,7 @@ type conn struct {
 	raw    net.Conn
 	nc     net.Conn // raw, or the TLS connection over it
 	rc     *readConn
+	rec    *recordConn // under the TLS connection, once there is one (idleread.go)
 	rd     *wire.Reader
 	remote netip.Addr
 	direct bool
@@ -187,10 +188,15 @@ func isTimeout(err error) bool {
 // handshakeTLS upgrades the connection to TLS, within the negotiation
 // deadline.
 func (c *conn) handshakeTLS() error {
-	tc := tls.Server(c.raw, c.srv.deps.TLS)
+	c.rec = &recordConn{Conn: c.raw}
+	tc := tls.Server(c.rec, c.srv.deps.TLS)
 	ctx, cancel := context.WithDeadline(context.Background(), c.deadline)
 	defer cancel()
-	if err := tc.HandshakeContext(ctx); err != nil {
+	// The handshake needs tens of KiB of stack (key exchange, signature).
+	// On this goroutine, which then waits for the client for hours, that
+	// stack would stay allocated until several collections had halved it;
+	// on its own goroutine it is freed, or reused, at once (idleread.go).
+	if err := onOwnStack(func() error { return tc.HandshakeContext(ctx) }); err != nil {
 		return err
 	}
 	c.nc = tc
@@ -622,6 +628,7 @@ func (c *conn) bind(iq *wire.Element) (*Session, error) {
 	c.nc.SetDeadline(time.Time{})
 	c.rc.idle = c.srv.cfg.C2S.IdleTimeout.Duration
 	c.rc.bytesPerSec = c.srv.cfg.C2S.RateBytesPerSecond
+	c.rd.SetWait(c.waitInput) // idleread.go
 	return sess, c.writeElement(res1)
 }
 
@@ -633,6 +640,8 @@ type readConn struct {
 	c           *conn
 	idle        time.Duration // 0 before binding: the negotiation deadline applies
 	pinged      bool
+	drained     bool      // the last read left nothing buffered in nc
+	deadline    time.Time // set by waitInput for the next read, or zero
 	bytesPerSec int
 	tokens      float64
 	last        time.Time
@@ -641,9 +650,21 @@ type readConn struct {
 func (r *readConn) Read(p []byte) (int, error) {
 	for {
 		if r.idle > 0 {
-			r.c.nc.SetReadDeadline(time.Now().Add(r.idle))
+			d := r.deadline
+			if d.IsZero() {
+				d = time.Now().Add(r.idle)
+			}
+			r.deadline = time.Time{}
+			r.c.nc.SetReadDeadline(d)
+		}
+		if r.drained && r.c.rec != nil && r.c.rec.empty() {
+			// Nothing is buffered below: wait in this shallow frame
+			// rather than deep in crypto/tls (idleread.go).
+			waitReadable(r.c.raw)
 		}
 		n, err := r.c.nc.Read(p)
+		// Less than asked for: the TLS connection holds no plaintext.
+		r.drained = n < len(p)
 		if n > 0 {
 			r.pinged = false
 			r.throttle(n)

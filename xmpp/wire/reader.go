@@ -1,7 +1,6 @@
 package wire
 
 import (
-	"bufio"
 	"encoding/xml"
 	"errors"
 	"fmt"
@@ -89,7 +88,7 @@ type Header struct {
 // passes every byte through refs, which fails on a character reference
 // the decoder would otherwise accept wrongly.
 type countingReader struct {
-	r    *bufio.Reader
+	r    *pooledReader
 	n    int
 	max  int
 	refs refScanner
@@ -133,7 +132,7 @@ func (c *countingReader) Read(p []byte) (int, error) {
 // It is not safe for concurrent use.
 type Reader struct {
 	limits Limits
-	src    *bufio.Reader
+	src    *pooledReader
 	cr     countingReader
 	dec    *xml.Decoder
 	depth  int
@@ -143,18 +142,28 @@ type Reader struct {
 	// before the i-th open element's declarations.
 	declared []string
 	marks    []int
+
+	wait func() // see SetWait
 }
 
 // NewReader reads from r with the given limits. bufSize is the size of the
-// read buffer (0 for 4096); small buffers keep idle connections cheap.
+// read buffer (0 for 4096), which is held only while input arrives: an
+// idle stream gives it back to a pool shared by all Readers.
 func NewReader(r io.Reader, limits Limits, bufSize int) *Reader {
 	if bufSize <= 0 {
 		bufSize = 4096
 	}
-	rd := &Reader{limits: limits.withDefaults(), src: bufio.NewReaderSize(r, bufSize)}
+	rd := &Reader{limits: limits.withDefaults(), src: newPooledReader(r, bufSize)}
 	rd.Reset(r)
 	return rd
 }
+
+// SetWait has Next call wait before reading an element when nothing is
+// buffered, so that a caller can wait for input in a shallow frame: a
+// goroutine parked deep inside the XML decoder keeps a stack twice as
+// large, and a server has one such goroutine per idle connection. wait
+// need not wait; Next reads the same either way.
+func (r *Reader) SetWait(wait func()) { r.wait = wait }
 
 // SetLimits changes the limits, for example after authentication.
 func (r *Reader) SetLimits(l Limits) {
@@ -346,6 +355,9 @@ func (r *Reader) StreamHeader() (Header, error) {
 // elements (keepalives) is skipped. It returns ErrStreamEnd when the peer
 // closes its stream, io.EOF when the connection ends, or a *StreamError.
 func (r *Reader) Next() (*Element, error) {
+	if r.wait != nil && r.src.Buffered() == 0 {
+		r.wait()
+	}
 	for {
 		r.cr.n = 0
 		tok, err := r.token()
