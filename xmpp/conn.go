@@ -464,7 +464,7 @@ func (c *conn) authenticate() error {
 			srv.authenticated(c)
 			c.log = c.log.With("jid", local+"@"+srv.domain)
 			c.log.Debug("authenticated")
-			c.rd.Reset(c.rc)
+			c.rd.Restart()
 			return nil
 		}
 		srv.deps.Metrics.authFailures.WithLabelValues(f.Condition).Inc()

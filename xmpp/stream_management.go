@@ -251,6 +251,7 @@ func (c *conn) resume(el *wire.Element) (*Session, error) {
 	c.nc.SetDeadline(time.Time{})
 	c.rc.idle = c.srv.cfg.C2S.IdleTimeout.Duration
 	c.rc.bytesPerSec = c.srv.cfg.C2S.RateBytesPerSecond
+	c.rd.SetWait(c.waitInput) // idleread.go: a resumed session idles small too
 	c.log.Debug("session resumed")
 	return s, nil
 }

@@ -171,11 +171,19 @@ func (r *Reader) SetLimits(l Limits) {
 	r.cr.max = r.limits.MaxBytes
 }
 
-// Reset starts a new XML document on src, as a stream restart requires
-// (RFC 6120 § 4.3.3): after STARTTLS with the TLS connection, after SASL
-// with the same one.
+// Reset starts a new XML document on src and drops whatever was buffered
+// from the old source, as the restart after STARTTLS requires (RFC 6120
+// § 5.4.3.3): plaintext read ahead must never count as encrypted input.
 func (r *Reader) Reset(src io.Reader) {
 	r.src.Reset(src)
+	r.Restart()
+}
+
+// Restart starts a new XML document on the same source, keeping what is
+// already buffered, as the stream restart after SASL requires
+// (RFC 6120 § 6.4.6): unlike after STARTTLS, bytes the client sent right
+// after <success/> belong to the new stream.
+func (r *Reader) Restart() {
 	r.cr = countingReader{r: r.src, max: r.limits.MaxBytes}
 	r.dec = xml.NewDecoder(&r.cr)
 	r.dec.Strict = true

@@ -178,3 +178,24 @@ func FuzzReader(f *testing.F) {
 		}
 	})
 }
+
+// TestReaderRestartKeepsBuffered: after SASL the client may send its new
+// stream header right behind the data it answers with; Restart must not
+// lose it, while Reset (after STARTTLS) must.
+func TestReaderRestartKeepsBuffered(t *testing.T) {
+	in := header + `<auth/>` + header + `<iq id='1'/>`
+	r := NewReader(strings.NewReader(in), Limits{}, 0)
+	if _, err := r.StreamHeader(); err != nil {
+		t.Fatal(err)
+	}
+	if e, err := r.Next(); err != nil || e.Name.Local != "auth" {
+		t.Fatalf("Next = %v, %v", e, err)
+	}
+	r.Restart()
+	if _, err := r.StreamHeader(); err != nil {
+		t.Fatalf("header after Restart: %v", err)
+	}
+	if e, err := r.Next(); err != nil || e.Get("id") != "1" {
+		t.Fatalf("Next after Restart = %v, %v", e, err)
+	}
+}
