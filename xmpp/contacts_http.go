@@ -203,6 +203,12 @@ func (srv *Server) httpAuth(w http.ResponseWriter, r *http.Request) (string, boo
 		http.Error(w, "use HTTPS", http.StatusForbidden)
 		return "", false
 	}
+	reason := "unknown"
+	if f != nil {
+		reason = f.Reason
+	}
+	// Like a failed XMPP login: at Warn, rate-limited per address, no secret.
+	srv.warn(srv.log, addr, "contacts upload authentication failed", "reason", reason)
 	w.Header().Set("WWW-Authenticate", `Basic realm="twotick", charset="UTF-8"`)
 	http.Error(w, "wrong number or password", http.StatusUnauthorized)
 	return "", false
