@@ -75,7 +75,7 @@ const testDomain = "example.net"
 
 // waitTime bounds every wait in the harness: long enough for a loaded
 // machine under -race, short enough that a hang fails quickly.
-const waitTime = 5 * time.Second
+const waitTime = 10 * time.Second
 
 // testServer is a running server for one test.
 type testServer struct {

@@ -166,13 +166,18 @@ func TestKeepalive(t *testing.T) {
 	ts.addUser(t, "alice", "pw")
 
 	t.Run("whitespace", func(t *testing.T) {
+		// A server of its own with a longer timeout: under a loaded -race
+		// run a 300 ms gap between two ticks is not rare.
+		const idle = 2 * time.Second
+		ts := newTestServer(t, func(c *conf.Config) { c.C2S.IdleTimeout = conf.Duration{Duration: idle} })
+		ts.addUser(t, "alice", "pw")
 		c := login(t, ts, "alice", "pw", "ws")
 		c.sync(t)
-		// Whitespace every third of the timeout for four timeouts: the
+		// Whitespace every tenth of the timeout for two timeouts: the
 		// server must never ping or close.
-		tick := time.NewTicker(idle / 3)
+		tick := time.NewTicker(idle / 10)
 		defer tick.Stop()
-		end := time.Now().Add(4 * idle)
+		end := time.Now().Add(2 * idle)
 		for time.Now().Before(end) {
 			<-tick.C
 			c.send(t, " \n")
