@@ -14,7 +14,7 @@ func TestWriteTargets(t *testing.T) {
 	}
 	idle := func(server string, tls bool, slope float64) runLine {
 		return runLine{Server: server, Scenario: "idle",
-			Params:  map[string]any{"tls": tls, "sessions": []any{5000.0, 19000.0}},
+			Params: map[string]any{"tls": tls, "sessions": []any{5000.0, 19000.0}},
 			Metrics: map[string]float64{"kb_per_session_at_5000": slope + 2, "kb_per_session_at_19000": slope + 1,
 				"kb_per_session_slope": slope}}
 	}
