@@ -444,28 +444,9 @@ func (b *Book) addToRosters(ctx context.Context, tx *sql.Tx, contact string,
 	if len(room) == 0 {
 		return nil, nil
 	}
-	if js, err = json.Marshal(owners); err != nil {
-		return fail(err)
-	}
 	// One version bump per owner, returned for the pushes.
-	rows, err = tx.QueryContext(ctx, `INSERT INTO roster_versions (owner, ver)
-		SELECT value, 1 FROM json_each(?) WHERE true
-		ON CONFLICT (owner) DO UPDATE SET ver = ver + 1 RETURNING owner, ver`, string(js))
+	vers, err := bumpVersions(ctx, tx, owners)
 	if err != nil {
-		return fail(err)
-	}
-	vers := make(map[string]int64, len(room))
-	for rows.Next() {
-		var owner string
-		var v int64
-		if err := rows.Scan(&owner, &v); err != nil {
-			rows.Close()
-			return fail(err)
-		}
-		vers[owner] = v
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
 		return fail(err)
 	}
 	sub := b.want(true, false).sub
@@ -525,28 +506,8 @@ func (b *Book) removeFromRosters(ctx context.Context, tx *sql.Tx, contact string
 	if len(owners) == 0 {
 		return nil, nil
 	}
-	js, err := json.Marshal(owners)
+	vers, err := bumpVersions(ctx, tx, owners)
 	if err != nil {
-		return fail(err)
-	}
-	rows, err = tx.QueryContext(ctx, `INSERT INTO roster_versions (owner, ver)
-		SELECT value, 1 FROM json_each(?) WHERE true
-		ON CONFLICT (owner) DO UPDATE SET ver = ver + 1 RETURNING owner, ver`, string(js))
-	if err != nil {
-		return fail(err)
-	}
-	vers := make(map[string]int64, len(owners))
-	for rows.Next() {
-		var owner string
-		var v int64
-		if err := rows.Scan(&owner, &v); err != nil {
-			rows.Close()
-			return fail(err)
-		}
-		vers[owner] = v
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
 		return fail(err)
 	}
 	type row [2]any // owner, version
@@ -556,7 +517,8 @@ func (b *Book) removeFromRosters(ctx context.Context, tx *sql.Tx, contact string
 		pushes[i].Ver = formatVer(v)
 		tombs[i] = row{pushes[i].Owner, v}
 	}
-	if js, err = json.Marshal(tombs); err != nil {
+	js, err := json.Marshal(tombs)
+	if err != nil {
 		return fail(err)
 	}
 	if _, err := tx.ExecContext(ctx, `DELETE FROM roster_items WHERE contact = ? AND manual = 0`,
@@ -570,4 +532,30 @@ func (b *Book) removeFromRosters(ctx context.Context, tx *sql.Tx, contact string
 		return fail(err)
 	}
 	return pushes, nil
+}
+
+// bumpVersions raises the roster version of every owner by one in a single
+// statement and returns the new versions, for the pushes.
+func bumpVersions(ctx context.Context, tx *sql.Tx, owners []string) (map[string]int64, error) {
+	js, err := json.Marshal(owners)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := tx.QueryContext(ctx, `INSERT INTO roster_versions (owner, ver)
+		SELECT value, 1 FROM json_each(?) WHERE true
+		ON CONFLICT (owner) DO UPDATE SET ver = ver + 1 RETURNING owner, ver`, string(js))
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	vers := make(map[string]int64, len(owners))
+	for rows.Next() {
+		var owner string
+		var v int64
+		if err := rows.Scan(&owner, &v); err != nil {
+			return nil, err
+		}
+		vers[owner] = v
+	}
+	return vers, rows.Err()
 }
