@@ -63,8 +63,6 @@ import (
 	"mellium.im/xmpp/jid"
 
 	"github.com/twotick/twotick/conf"
-	"github.com/twotick/twotick/offline"
-	"github.com/twotick/twotick/roster"
 	"github.com/twotick/twotick/xmpp/auth"
 	"github.com/twotick/twotick/xmpp/storage"
 	"github.com/twotick/twotick/xmpp/wire"
@@ -132,43 +130,13 @@ func newTestServer(t testing.TB, opts ...func(*conf.Config)) *testServer {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	accounts, err := auth.OpenStore(ctx, db, cfg.Domain)
+	deps, err := OpenDeps(ctx, cfg, db, logger)
 	if err != nil {
 		t.Fatal(err)
 	}
-	accounts.Iterations = cfg.Auth.SCRAMIterations
-	throttle := auth.NewThrottle(auth.ThrottleConfig{
-		MaxPerAddr:    cfg.Auth.MaxFailuresPerIP,
-		MaxPerAccount: cfg.Auth.MaxFailuresPerAccount,
-		Window:        cfg.Auth.FailureWindow.Duration,
-	})
-	rosters, err := roster.OpenStore(ctx, db, roster.WithMaxItems(cfg.Roster.MaxItems))
-	if err != nil {
-		t.Fatal(err)
-	}
-	queue, err := offline.Open(ctx, db, offline.Options{
-		MaxAge:      cfg.Offline.MaxAge.Duration,
-		MaxPerUser:  cfg.Offline.MaxPerUser,
-		Synchronous: cfg.Storage.Synchronous,
-	}, logger)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { queue.Close() })
-	tlsConf, err := LoadOrCreateCertificate(cfg.Domain, cfg.DataDir, "", "", logger)
-	if err != nil {
-		t.Fatal(err)
-	}
-	deps := Deps{
-		Accounts: accounts,
-		SASL:     auth.NewServer(accounts, throttle),
-		Throttle: throttle,
-		Roster:   rosters,
-		Queue:    queue,
-		TLS:      tlsConf,
-		Metrics:  NewMetrics(nil),
-		DB:       db,
-	}
+	t.Cleanup(func() { deps.Queue.Close() })
+	deps.Metrics = NewMetrics(nil)
+	accounts := deps.Accounts
 	if cfg.SMS.LogFile != "" {
 		deps.Registrar = newTestRegistrar(t, db, accounts, cfg.SMS.LogFile) // registration_test.go
 	}
@@ -585,7 +553,8 @@ var errTimeout = errors.New("timed out waiting for the server")
 // expect returns the first element for which match is true, skipping
 // others, and fails t if none comes within timeout (0: waitTime) or the
 // stream ends first.
-func (c *rawClient) expect(t testing.TB, match func(*wire.Element) bool, timeout time.Duration) *wire.Element {
+func (c *rawClient) expect(t testing.TB, match func(*wire.Element) bool,
+	timeout time.Duration) *wire.Element {
 	t.Helper()
 	if timeout <= 0 {
 		timeout = waitTime
@@ -815,7 +784,8 @@ type melliumOpts struct {
 // melliumLogin logs in with mellium.im/xmpp's negotiator (STARTTLS or
 // direct TLS, SASL, resource binding) and returns its session. The
 // session is closed at the end of the test.
-func (ts *testServer) melliumLogin(ctx context.Context, t testing.TB, o melliumOpts) (*mxmpp.Session, error) {
+func (ts *testServer) melliumLogin(ctx context.Context, t testing.TB,
+	o melliumOpts) (*mxmpp.Session, error) {
 	t.Helper()
 	if o.mech.Name == "" {
 		o.mech = sasl.ScramSha256

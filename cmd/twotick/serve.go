@@ -14,8 +14,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/twotick/twotick/conf"
-	"github.com/twotick/twotick/offline"
-	"github.com/twotick/twotick/roster"
 	"github.com/twotick/twotick/xmpp"
 	"github.com/twotick/twotick/xmpp/auth"
 )
@@ -35,35 +33,13 @@ func serve(ctx context.Context, cfg *conf.Config, logger *slog.Logger) error {
 		return err
 	}
 	defer db.Close()
-	accounts, err := auth.OpenStore(ctx, db, cfg.Domain)
+	deps, err := xmpp.OpenDeps(ctx, cfg, db, logger)
 	if err != nil {
 		return err
 	}
-	accounts.Iterations = cfg.Auth.SCRAMIterations
-	throttle := auth.NewThrottle(auth.ThrottleConfig{
-		MaxPerAddr:    cfg.Auth.MaxFailuresPerIP,
-		MaxPerAccount: cfg.Auth.MaxFailuresPerAccount,
-		Window:        cfg.Auth.FailureWindow.Duration,
-	})
-	rosters, err := roster.OpenStore(ctx, db, roster.WithMaxItems(cfg.Roster.MaxItems))
-	if err != nil {
-		return err
-	}
-	book := newBook(cfg, rosters, accounts, db) // accounts.go
-	queue, err := offline.Open(ctx, db, offline.Options{
-		MaxAge:      cfg.Offline.MaxAge.Duration,
-		MaxPerUser:  cfg.Offline.MaxPerUser,
-		Synchronous: cfg.Storage.Synchronous,
-	}, logger)
-	if err != nil {
-		return err
-	}
-	defer queue.Close()
-	tlsConf, err := xmpp.LoadOrCreateCertificate(cfg.Domain, cfg.DataDir,
-		cfg.TLS.CertFile, cfg.TLS.KeyFile, logger)
-	if err != nil {
-		return err
-	}
+	defer deps.Queue.Close()
+	accounts, tlsConf := deps.Accounts, deps.TLS
+	deps.Book = newBook(cfg, deps.Roster, accounts, db) // accounts.go
 
 	registrar, err := newRegistrar(ctx, cfg, db, accounts, logger) // registration.go
 	if err != nil {
@@ -73,19 +49,9 @@ func serve(ctx context.Context, cfg *conf.Config, logger *slog.Logger) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(
 		collectors.ProcessCollectorOpts{}))
-	srv, err := xmpp.New(cfg, xmpp.Deps{
-		Accounts: accounts,
-		SASL:     auth.NewServer(accounts, throttle),
-		Throttle: throttle,
-		Roster:   rosters,
-		Queue:    queue,
-		TLS:      tlsConf,
-		Metrics:  xmpp.NewMetrics(reg),
-		Book:     book,
-		DB:       db,
-
-		Registrar: registrar,
-	}, logger)
+	deps.Metrics = xmpp.NewMetrics(reg)
+	deps.Registrar = registrar
+	srv, err := xmpp.New(cfg, deps, logger)
 	if err != nil {
 		return err
 	}
