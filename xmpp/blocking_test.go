@@ -83,7 +83,8 @@ func TestBlocking(t *testing.T) {
 	}
 
 	t.Run("block", func(t *testing.T) {
-		res := phone.blockingIQ(t, "set", "<block xmlns='"+nsBlocking+"'><item jid='"+b.bare+"'/></block>")
+		res := phone.blockingIQ(t, "set",
+			"<block xmlns='"+nsBlocking+"'><item jid='"+b.bare+"'/></block>")
 		if res.Get("type") != "result" {
 			t.Fatalf("block: %s", res)
 		}
@@ -202,7 +203,8 @@ func TestBlockingRequests(t *testing.T) {
 	// A full-JID item blocks that resource only.
 	carol2 := login(t, ts, "carol", "pw", "other")
 	carol.sendMessage(t, a.full, "from the blocked resource")
-	if e := carol.expect(t, stanza("message", "type", "error"), 0); stanzaErrorCond(e) != "service-unavailable" {
+	e := carol.expect(t, stanza("message", "type", "error"), 0)
+	if stanzaErrorCond(e) != "service-unavailable" {
 		t.Fatalf("blocked resource: %s", e)
 	}
 	carol2.sendMessage(t, a.full, "from another resource")
@@ -214,7 +216,8 @@ func TestBlockingRequests(t *testing.T) {
 	if got := a.blocklistOf(t); len(got) != 2 {
 		t.Fatalf("blocklist: %v", got)
 	}
-	res = a.blockingIQ(t, "set", "<unblock xmlns='"+nsBlocking+"'><item jid='"+bob.bare+"'/></unblock>")
+	res = a.blockingIQ(t, "set",
+		"<unblock xmlns='"+nsBlocking+"'><item jid='"+bob.bare+"'/></unblock>")
 	if res.Get("type") != "result" {
 		t.Fatalf("unblock one: %s", res)
 	}
@@ -341,7 +344,8 @@ func TestForgetAccount(t *testing.T) {
 	ts.addUser(t, "bob", "pw")
 	for _, local := range []string{"alice", "bob"} {
 		c := login(t, ts, local, "pw", "phone")
-		c.send(t, "<iq type='set' id='b1'><block xmlns='urn:xmpp:blocking'><item jid='spam@example.org'/></block></iq>")
+		c.send(t, "<iq type='set' id='b1'><block xmlns='urn:xmpp:blocking'>"+
+			"<item jid='spam@example.org'/></block></iq>")
 		c.expect(t, stanza("iq", "id", "b1", "type", "result"), 0)
 		c.send(t, "<iq type='set' id='e1'>"+enablePush("node-"+local, "")+"</iq>")
 		c.expect(t, stanza("iq", "id", "e1", "type", "result"), 0)
@@ -383,7 +387,8 @@ func TestBlockingComponentJID(t *testing.T) {
 	dialComponent(t, ts, testPushSecret)
 	alice := login(t, ts, "alice", "pw", "phone")
 	bot := "bot@" + testPushDomain
-	alice.send(t, "<iq type='set' id='b1'><block xmlns='urn:xmpp:blocking'><item jid='"+bot+"'/></block></iq>")
+	alice.send(t, "<iq type='set' id='b1'><block xmlns='urn:xmpp:blocking'>"+
+		"<item jid='"+bot+"'/></block></iq>")
 	alice.expect(t, stanza("iq", "id", "b1", "type", "result"), 0)
 	tests := []struct{ name, xml, id string }{
 		{"message", "<message type='chat' id='k2' to='" + bot + "'><body>x</body></message>", "k2"},

@@ -192,7 +192,8 @@ func (srv *Server) carbonCopies(msg *wire.Element, to jid.JID, targets []*Sessio
 // carbonCopiesOf is carbonCopies for a message that the queue serialised,
 // read back only if some session could want a copy.
 func (srv *Server) carbonCopiesOf(payload []byte, to jid.JID, targets []*Session) {
-	if !srv.anyCarbons(to.Bare().String(), targets) && !srv.anyCarbons(payloadSender(payload), targets) {
+	if !srv.anyCarbons(to.Bare().String(), targets) &&
+		!srv.anyCarbons(payloadSender(payload), targets) {
 		return
 	}
 	msg, err := parseOwn(payload)

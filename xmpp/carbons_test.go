@@ -81,7 +81,8 @@ func TestCarbons(t *testing.T) {
 
 	t.Run("sent chat state", func(t *testing.T) {
 		// Chat states are not queued: this is the live delivery path.
-		phone.send(t, "<message type='chat' to='"+bob.bare+"'><composing xmlns='"+nsChatStates+"'/></message>")
+		phone.send(t, "<message type='chat' to='"+bob.bare+"'>"+
+			"<composing xmlns='"+nsChatStates+"'/></message>")
 		c := desk.expect(t, func(el *wire.Element) bool { return el.Child(nsCarbons, "sent") != nil }, 0)
 		inner := c.Child(nsCarbons, "sent").Child(nsForward, "forwarded").Child(wire.NSClient, "message")
 		if inner.Child(nsChatStates, "composing") == nil {
@@ -114,9 +115,11 @@ func TestCarbons(t *testing.T) {
 	}
 	for _, h := range hints {
 		t.Run(h.name+" suppresses copies", func(t *testing.T) {
-			phone.send(t, "<message type='chat' id='p1' to='"+bob.bare+"'><body>quiet</body>"+h.hint+"</message>")
+			phone.send(t, "<message type='chat' id='p1' to='"+bob.bare+"'>"+
+				"<body>quiet</body>"+h.hint+"</message>")
 			bob.expectMessage(t, phone.full, "quiet")
-			bob.send(t, "<message type='chat' id='p2' to='"+phone.full+"'><body>hush</body>"+h.hint+"</message>")
+			bob.send(t, "<message type='chat' id='p2' to='"+phone.full+"'>"+
+				"<body>hush</body>"+h.hint+"</message>")
 			phone.expectMessage(t, bob.full, "hush")
 			desk.expectNone(t, anyCarbon)
 		})
@@ -133,7 +136,8 @@ func TestCarbons(t *testing.T) {
 		}
 		// The copy the server makes forwards the message without it.
 		c := desk.expect(t, carbonOf("received", phone.bare, "real"), 0)
-		inner := c.Child(nsCarbons, "received").Child(nsForward, "forwarded").Child(wire.NSClient, "message")
+		inner := c.Child(nsCarbons, "received").Child(nsForward, "forwarded").
+			Child(wire.NSClient, "message")
 		if inner.Child(nsCarbons, "received") != nil {
 			t.Fatalf("forged wrapper forwarded: %s", c)
 		}
@@ -176,25 +180,34 @@ func TestCarbonEligible(t *testing.T) {
 		{"normal with body", "<message><body>x</body></message>", true},
 		{"normal without body", "<message><x xmlns='jabber:x:oob'/></message>", false},
 		{"normal receipt", "<message><received xmlns='urn:xmpp:receipts' id='1'/></message>", true},
-		{"normal chat state", "<message><active xmlns='http://jabber.org/protocol/chatstates'/></message>", true},
+		{"normal chat state",
+			"<message><active xmlns='http://jabber.org/protocol/chatstates'/></message>", true},
 		{"normal marker", "<message><displayed xmlns='urn:xmpp:chat-markers:0' id='1'/></message>", true},
 		{"groupchat", "<message type='groupchat'><body>x</body></message>", false},
 		{"headline", "<message type='headline'><body>x</body></message>", false},
-		{"error answering an eligible message", "<message type='error' id='m1' from='bob@example.net/pc'>" +
-			"<error type='cancel'/></message>", true},
-		{"error answering another message", "<message type='error' id='m2' from='bob@example.net/pc'>" +
-			"<error type='cancel'/></message>", false},
-		{"error with the id from someone else", "<message type='error' id='m1' from='carol@example.net'>" +
-			"<error type='cancel'/></message>", false},
-		{"direct MUC invitation", "<message><x xmlns='jabber:x:conference' jid='room@muc.example.org'/></message>", true},
-		{"mediated MUC invitation", "<message from='room@muc.example.org'><x xmlns='http://jabber.org/protocol/muc#user'>" +
-			"<invite from='carol@example.org'/></x></message>", true},
+		{"error answering an eligible message",
+			"<message type='error' id='m1' from='bob@example.net/pc'>" +
+				"<error type='cancel'/></message>", true},
+		{"error answering another message",
+			"<message type='error' id='m2' from='bob@example.net/pc'>" +
+				"<error type='cancel'/></message>", false},
+		{"error with the id from someone else",
+			"<message type='error' id='m1' from='carol@example.net'>" +
+				"<error type='cancel'/></message>", false},
+		{"direct MUC invitation",
+			"<message><x xmlns='jabber:x:conference' jid='room@muc.example.org'/></message>", true},
+		{"mediated MUC invitation",
+			"<message from='room@muc.example.org'><x xmlns='http://jabber.org/protocol/muc#user'>" +
+				"<invite from='carol@example.org'/></x></message>", true},
 		{"private message from an occupant", "<message type='chat' from='room@muc.example.org/carol'>" +
 			"<body>x</body><x xmlns='http://jabber.org/protocol/muc#user'/></message>", false},
 		{"private message to an occupant", "<message type='chat' from='alice@example.net/phone' " +
-			"to='room@muc.example.org/carol'><body>x</body><x xmlns='http://jabber.org/protocol/muc#user'/></message>", true},
-		{"private", "<message type='chat'><body>x</body><private xmlns='urn:xmpp:carbons:2'/></message>", false},
-		{"no-copy", "<message type='chat'><body>x</body><no-copy xmlns='urn:xmpp:hints'/></message>", false},
+			"to='room@muc.example.org/carol'><body>x</body>" +
+			"<x xmlns='http://jabber.org/protocol/muc#user'/></message>", true},
+		{"private",
+			"<message type='chat'><body>x</body><private xmlns='urn:xmpp:carbons:2'/></message>", false},
+		{"no-copy",
+			"<message type='chat'><body>x</body><no-copy xmlns='urn:xmpp:hints'/></message>", false},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

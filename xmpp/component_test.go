@@ -18,7 +18,8 @@ func (c *testComponent) send(t *testing.T, s string) {
 
 // expect reads until an element that match accepts arrives, with its
 // content moved to jabber:client.
-func (c *testComponent) expect(t *testing.T, what string, match func(*wire.Element) bool) *wire.Element {
+func (c *testComponent) expect(t *testing.T, what string,
+	match func(*wire.Element) bool) *wire.Element {
 	t.Helper()
 	c.nc.SetReadDeadline(time.Now().Add(waitTime))
 	for {
@@ -78,7 +79,8 @@ func TestComponentReachedByUsers(t *testing.T) {
 		},
 		{
 			name: "iq",
-			user: "<iq type='get' id='q1' to='" + testPushDomain + "'><query xmlns='jabber:iq:version'/></iq>",
+			user: "<iq type='get' id='q1' to='" + testPushDomain + "'>" +
+				"<query xmlns='jabber:iq:version'/></iq>",
 			atComp: func(el *wire.Element) bool {
 				return el.Name.Local == "iq" && el.Get("id") == "q1" && el.Get("from") == full
 			},
@@ -127,7 +129,8 @@ func TestComponentInvalidFrom(t *testing.T) {
 				attr = " from='" + from + "'"
 			}
 			comp.send(t, "<message"+attr+" to='alice@example.net'><body>forged</body></message>")
-			el := comp.expect(t, "a stream error", func(el *wire.Element) bool { return el.Name.Local == "error" })
+			el := comp.expect(t, "a stream error",
+				func(el *wire.Element) bool { return el.Name.Local == "error" })
 			if el.Child(wire.NSStreams, "invalid-from") == nil {
 				t.Fatalf("stream error %s, want invalid-from", el)
 			}
@@ -145,7 +148,8 @@ func TestComponentReplaced(t *testing.T) {
 	if el.Name.Local != "handshake" {
 		t.Fatalf("second connection answered with %s", el)
 	}
-	se := first.expect(t, "a stream error", func(el *wire.Element) bool { return el.Name.Local == "error" })
+	se := first.expect(t, "a stream error",
+		func(el *wire.Element) bool { return el.Name.Local == "error" })
 	if se.Child(wire.NSStreams, "conflict") == nil {
 		t.Fatalf("replaced component got %s, want conflict", se)
 	}
@@ -167,7 +171,8 @@ func TestComponentBlocked(t *testing.T) {
 	alice.sendPresence(t, "")
 	bot := "bot@" + testPushDomain
 	full := ts.jid("alice") + "/phone"
-	alice.send(t, "<iq type='set' id='b1'><block xmlns='urn:xmpp:blocking'><item jid='"+bot+"'/></block></iq>")
+	alice.send(t, "<iq type='set' id='b1'><block xmlns='urn:xmpp:blocking'>"+
+		"<item jid='"+bot+"'/></block></iq>")
 	alice.expect(t, stanza("iq", "id", "b1", "type", "result"), 0)
 
 	// Presence comes first: the errors for the stanzas after it prove
@@ -201,9 +206,11 @@ func TestComponentBlocked(t *testing.T) {
 	}
 	// Once unblocked, the component's next message reaches alice, and
 	// nothing of what it sent before does: it handled them in order.
-	alice.send(t, "<iq type='set' id='u1'><unblock xmlns='urn:xmpp:blocking'><item jid='"+bot+"'/></unblock></iq>")
+	alice.send(t, "<iq type='set' id='u1'><unblock xmlns='urn:xmpp:blocking'>"+
+		"<item jid='"+bot+"'/></unblock></iq>")
 	alice.expect(t, stanza("iq", "id", "u1", "type", "result"), 0)
-	comp.send(t, "<message id='c5' type='chat' from='"+bot+"' to='"+full+"'><body>after</body></message>")
+	comp.send(t, "<message id='c5' type='chat' from='"+bot+"' to='"+full+"'>"+
+		"<body>after</body></message>")
 	for {
 		el := alice.expect(t, func(el *wire.Element) bool { return jidMatches(el.Get("from"), bot) }, 0)
 		if el.Get("id") == "c5" {

@@ -343,7 +343,8 @@ func TestDailyLimitAcrossRestart(t *testing.T) {
 	ts.addUser(t, numAlice, "pw")
 	alice := bookOnline(t, ts, numAlice, false)
 	api := "api." + testDomain
-	if res := alice.contactsIQ(t, "get", api, phoneBookXML("", numBob, numCarol)); res.Get("type") != "result" {
+	if res := alice.contactsIQ(t, "get", api,
+		phoneBookXML("", numBob, numCarol)); res.Get("type") != "result" {
 		t.Fatalf("upload within the limit: %s", res)
 	}
 
@@ -616,7 +617,8 @@ func TestParseNumberLines(t *testing.T) {
 	}{
 		{"number alone", "+49 30 1234567", []roster.Entry{{Number: "+49 30 1234567"}}},
 		{"number, name", "030 1234567, Anna", []roster.Entry{ent("030 1234567", "Anna")}},
-		{"name: number", "Anna Maier: (030) 123-4567", []roster.Entry{ent("(030) 123-4567", "Anna Maier")}},
+		{"name: number", "Anna Maier: (030) 123-4567",
+			[]roster.Entry{ent("(030) 123-4567", "Anna Maier")}},
 		{"name, number", "Anna; +4930", []roster.Entry{ent("+4930", "Anna")}},
 		{"tab", "+1 202\tBob", []roster.Entry{ent("+1 202", "Bob")}},
 		{"blank and comment", "\n  \n# mine\n", nil},

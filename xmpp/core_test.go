@@ -70,7 +70,8 @@ func TestMelliumChat(t *testing.T) {
 	bodies := make(chan string, 4)
 	serveErr := make(chan error, 1)
 	go func() {
-		serveErr <- s.Serve(mxmpp.HandlerFunc(func(r xmlstream.TokenReadEncoder, start *xml.StartElement) error {
+		serveErr <- s.Serve(mxmpp.HandlerFunc(func(r xmlstream.TokenReadEncoder,
+			start *xml.StartElement) error {
 			if start.Name.Local != "message" {
 				return nil
 			}

@@ -131,7 +131,8 @@ func TestCSI(t *testing.T) {
 		bob.sync(t)
 		bob2.sendPresence(t, "<status>3</status>")
 		bob2.sync(t)
-		bob.send(t, "<message type='chat' to='"+ac.full+"'><composing xmlns='"+nsChatStates+"'/></message>")
+		bob.send(t, "<message type='chat' to='"+ac.full+"'>"+
+			"<composing xmlns='"+nsChatStates+"'/></message>")
 		bob.sendPresence(t, "<status>2</status>")
 		bob.sync(t)
 		if got := ac.smBarrier(t); len(got) != 0 {
@@ -226,7 +227,8 @@ func TestCSIDeferrable(t *testing.T) {
 		{"unavailable", "<presence from='b@d/r' type='unavailable'/>", "p b@d/r", true},
 		{"subscribe", "<presence from='b@d' type='subscribe'/>", "", false},
 		{"chat state", "<message type='chat'>" + composing + "<thread>t</thread></message>", "", true},
-		{"chat state with body", "<message type='chat'>" + composing + "<body>x</body></message>", "", false},
+		{"chat state with body", "<message type='chat'>" + composing + "<body>x</body></message>",
+			"", false},
 		{"empty message", "<message type='chat'/>", "", false},
 		{"carbon of a chat state", carbon(composing), "", true},
 		{"carbon of a body", carbon("<body>x</body>"), "", false},

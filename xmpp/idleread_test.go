@@ -38,8 +38,10 @@ func TestRecordConnBoundaries(t *testing.T) {
 		ask  int
 	}{
 		{"all at once", func() io.Reader { return bytes.NewReader(stream) }, 16 << 10},
-		{"one byte at a time", func() io.Reader { return iotest.OneByteReader(bytes.NewReader(stream)) }, 16 << 10},
-		{"half reads, small asks", func() io.Reader { return iotest.HalfReader(bytes.NewReader(stream)) }, 3},
+		{"one byte at a time",
+			func() io.Reader { return iotest.OneByteReader(bytes.NewReader(stream)) }, 16 << 10},
+		{"half reads, small asks",
+			func() io.Reader { return iotest.HalfReader(bytes.NewReader(stream)) }, 3},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

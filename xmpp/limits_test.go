@@ -41,7 +41,8 @@ func TestPreAuthLimits(t *testing.T) {
 			"larger than"},
 		{"too many elements", auth(strings.Repeat("<x/>", 40)), "too many elements"},
 		{"nesting", auth(nested(10)), "nested too deeply"},
-		{"too many attributes", "<auth xmlns='" + nsSASL + "'" + manyAttrs(70) + "/>", "too many attributes"},
+		{"too many attributes", "<auth xmlns='" + nsSASL + "'" + manyAttrs(70) + "/>",
+			"too many attributes"},
 		// A client that restarts the stream at will sends a header the
 		// server did not ask for: refused at the first one
 		// (TestStreamRestartBound covers every stage).
@@ -379,7 +380,8 @@ func TestRateLimit(t *testing.T) {
 	var flood strings.Builder
 	var ids []string
 	for i := range 40 {
-		pad := strings.Repeat("x", 1024-len("<iq type='get' id='f00-'><ping xmlns='urn:xmpp:ping'/></iq>"))
+		pad := strings.Repeat("x",
+			1024-len("<iq type='get' id='f00-'><ping xmlns='urn:xmpp:ping'/></iq>"))
 		id := "f" + string(rune('a'+i/26)) + string(rune('a'+i%26)) + "-" + pad
 		ids = append(ids, id)
 		flood.WriteString("<iq type='get' id='" + id + "'><ping xmlns='" + nsPing + "'/></iq>")

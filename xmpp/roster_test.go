@@ -96,7 +96,8 @@ func TestRosterManual(t *testing.T) {
 	if got := rosterItems(phone.rosterGet(t, "-")); len(got) != 1 || got[0] != want {
 		t.Fatalf("roster after set: %v", got)
 	}
-	stored, ok, err := ts.deps.Roster.Get(context.Background(), "alice@example.net", "carol@example.net")
+	stored, ok, err := ts.deps.Roster.Get(context.Background(),
+		"alice@example.net", "carol@example.net")
 	if err != nil || !ok || stored.Name != "Carol" || len(stored.Groups) != 2 {
 		t.Fatalf("stored item: %+v %v %v", stored, ok, err)
 	}
@@ -241,7 +242,8 @@ func TestSubscriptionHandshake(t *testing.T) {
 	}
 
 	t.Run("request to an offline user", func(t *testing.T) {
-		a.send(t, "<presence type='subscribe' to='carol@example.net'><status>hi carol</status></presence>")
+		a.send(t, "<presence type='subscribe' to='carol@example.net'>"+
+			"<status>hi carol</status></presence>")
 		a.expect(t, isPush("carol@example.net none ask"), 0)
 		c := login(t, ts, "carol", "pw", "pc")
 		c.sendPresence(t, "")

@@ -118,8 +118,8 @@ func TestServices(t *testing.T) {
 	errTests := []struct {
 		name, iq, cond string
 	}{
-		{"unknown namespace", "<iq type='get' id='e1' to='example.net'><query xmlns='urn:example:nothing'/></iq>",
-			"service-unavailable"},
+		{"unknown namespace", "<iq type='get' id='e1' to='example.net'>" +
+			"<query xmlns='urn:example:nothing'/></iq>", "service-unavailable"},
 		{"unknown namespace to an account", "<iq type='get' id='e2' to='bob@example.net'>" +
 			"<query xmlns='urn:example:nothing'/></iq>", "service-unavailable"},
 		{"no such account", "<iq type='get' id='e3' to='nobody@example.net'>" +
@@ -213,7 +213,9 @@ func TestKeepalive(t *testing.T) {
 	t.Run("ack request under stream management", func(t *testing.T) {
 		c := login(t, ts, "alice", "pw", "sm")
 		c.enableSM(t, false)
-		c.expect(t, func(el *wire.Element) bool { return el.Name.Space == nsSM && el.Name.Local == "r" }, 0)
+		c.expect(t, func(el *wire.Element) bool {
+			return el.Name.Space == nsSM && el.Name.Local == "r"
+		}, 0)
 		c.expectStreamError(t, "connection-timeout")
 	})
 }

@@ -19,7 +19,8 @@ import (
 
 // smLogin logs local in as resource, enables stream management (with
 // resumption if resume) and returns the client and <enabled/>.
-func smLogin(t *testing.T, ts *testServer, local, resource string, resume bool) (*rawClient, *wire.Element) {
+func smLogin(t *testing.T, ts *testServer, local, resource string,
+	resume bool) (*rawClient, *wire.Element) {
 	t.Helper()
 	c := login(t, ts, local, "pw-"+local, resource)
 	return c, c.enableSM(t, resume)
@@ -303,7 +304,8 @@ func TestSMHandledCountTooHigh(t *testing.T) {
 
 // resume connects a new stream for local and sends <resume/>; it returns
 // the client and the server's answer, <resumed/> or <failed/>.
-func resume(t *testing.T, ts *testServer, local, previd string, h int64) (*rawClient, *wire.Element) {
+func resume(t *testing.T, ts *testServer, local, previd string,
+	h int64) (*rawClient, *wire.Element) {
 	t.Helper()
 	waitDetached(t, ts, previd)
 	c := connectAuth(t, ts, local, "pw-"+local)

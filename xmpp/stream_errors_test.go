@@ -35,17 +35,20 @@ func TestStreamErrors(t *testing.T) {
 		input string
 		cond  string
 	}{
-		{"wrong to", "header", header("xmlns='jabber:client' to='example.org' version='1.0'"), "host-unknown"},
+		{"wrong to", "header", header("xmlns='jabber:client' to='example.org' version='1.0'"),
+			"host-unknown"},
 		{"no to", "header", header("xmlns='jabber:client' version='1.0'"), "host-unknown"},
 		{"wrong namespace", "header", header("xmlns='jabber:server' to='example.net' version='1.0'"),
 			"invalid-namespace"},
-		{"wrong stream namespace", "header", "<stream:stream xmlns:stream='urn:example:wrong' " + good + ">",
+		{"wrong stream namespace", "header",
+			"<stream:stream xmlns:stream='urn:example:wrong' " + good + ">",
 			"invalid-namespace"},
 		{"version 0.9", "header", header("xmlns='jabber:client' to='example.net' version='0.9'"),
 			"unsupported-version"},
 		{"DOCTYPE", "header", "<?xml version='1.0'?><!DOCTYPE stream [<!ENTITY x 'y'>]>" + header(good),
 			"restricted-xml"},
-		{"malformed before auth", "open", "<starttls xmlns='" + nsTLS + "'><x></starttls>", "not-well-formed"},
+		{"malformed before auth", "open", "<starttls xmlns='" + nsTLS + "'><x></starttls>",
+			"not-well-formed"},
 		{"comment before auth", "open", "<!-- hello -->", "restricted-xml"},
 		{"processing instruction before auth", "open", "<?evil stuff?>", "restricted-xml"},
 		{"oversized before auth", "open", "<auth xmlns='" + nsSASL + "' mechanism='PLAIN'>" +

@@ -435,7 +435,8 @@ func (x *scramExchange) serverFinalMessage(data []byte) ([]byte, bool, error) {
 	if x.plus {
 		ekm, err := x.tlsState.ExportKeyingMaterial(exporterLabel, nil, exporterLen)
 		if err != nil {
-			return nil, false, x.finish(fail(CondTemporaryAuthFailure, "exporting keying material: "+err.Error()))
+			return nil, false, x.finish(fail(CondTemporaryAuthFailure,
+				"exporting keying material: "+err.Error()))
 		}
 		wantCB = append(wantCB, ekm...)
 	}

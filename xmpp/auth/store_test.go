@@ -68,7 +68,8 @@ func TestStore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := deriveCred(SHA1, "new", c1.Salt, c1.Iterations); !bytes.Equal(got.StoredKey, c1.StoredKey) {
+	got := deriveCred(SHA1, "new", c1.Salt, c1.Iterations)
+	if !bytes.Equal(got.StoredKey, c1.StoredKey) {
 		t.Fatal("SetPassword did not store the new password's keys")
 	}
 	if err := store.SetPassword(ctx, "+12025550199", "x"); !errors.Is(err, ErrNotFound) {

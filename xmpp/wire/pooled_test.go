@@ -18,7 +18,8 @@ func TestPooledReaderContent(t *testing.T) {
 		src  func() io.Reader
 		size int
 	}{
-		{"one byte at a time", func() io.Reader { return iotest.OneByteReader(strings.NewReader(in)) }, 2048},
+		{"one byte at a time",
+			func() io.Reader { return iotest.OneByteReader(strings.NewReader(in)) }, 2048},
 		{"half reads", func() io.Reader { return iotest.HalfReader(strings.NewReader(in)) }, 2048},
 		{"whole reads", func() io.Reader { return strings.NewReader(in) }, 2048},
 		{"data with EOF", func() io.Reader { return iotest.DataErrReader(strings.NewReader(in)) }, 512},

@@ -207,7 +207,8 @@ func (r *Reader) token() (xml.Token, error) {
 	case xml.Comment:
 		return nil, &StreamError{Condition: "restricted-xml", Text: "comments are not allowed"}
 	case xml.Directive:
-		return nil, &StreamError{Condition: "restricted-xml", Text: "DTDs and declarations are not allowed"}
+		return nil, &StreamError{Condition: "restricted-xml",
+			Text: "DTDs and declarations are not allowed"}
 	case xml.ProcInst:
 		// Only the XML declaration, and only before the stream header.
 		if t.Target != "xml" || r.depth != 0 {
