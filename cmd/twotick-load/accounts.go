@@ -35,7 +35,8 @@ const fixtureSalt = "twotick-load-fixture-salt"
 
 func runAccounts(args []string) error {
 	fs := flag.NewFlagSet("twotick-load accounts", flag.ContinueOnError)
-	kind := fs.String("kind", "prosody", "prosody (account files under --out), ejabberd or csv (a file at --out)")
+	kind := fs.String("kind", "prosody",
+		"prosody (account files under --out), ejabberd or csv (a file at --out)")
 	out := fs.String("out", "", "directory (prosody: the data_path) or file (csv)")
 	count := fs.Int("count", 100, "accounts to write")
 	format := fs.String("user-format", "user%d", "fmt pattern of account names")
@@ -85,7 +86,11 @@ func sha1Keys(password string, iter int) (stored, server []byte, err error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("deriving keys: %w", err)
 	}
-	mac := func(msg string) []byte { h := hmac.New(sha1.New, salted); h.Write([]byte(msg)); return h.Sum(nil) }
+	mac := func(msg string) []byte {
+		h := hmac.New(sha1.New, salted)
+		h.Write([]byte(msg))
+		return h.Sum(nil)
+	}
 	sk := sha1.Sum(mac("Client Key"))
 	return sk[:], mac("Server Key"), nil
 }

@@ -51,13 +51,18 @@ func parseFlags(args []string) (*config, error) {
 	fs.StringVar(&c.scenario, "scenario", "idle", "idle, chat, offline or contacts")
 	fs.StringVar(&c.addr, "addr", "127.0.0.1:5222", "server c2s `host:port`; loopback only")
 	fs.StringVar(&c.domain, "domain", "localhost", "XMPP domain of the accounts")
-	fs.StringVar(&c.userFormat, "user-format", "user%d", "fmt pattern of account names, e.g. '+1202555%04d'")
+	fs.StringVar(&c.userFormat, "user-format", "user%d",
+		"fmt pattern of account names, e.g. '+1202555%04d'")
 	fs.IntVar(&c.userStart, "user-start", 1, "number of the first account")
 	fs.StringVar(&c.password, "password", "password", "password of every account")
-	fs.BoolVar(&c.tls, "tls", true, "use STARTTLS when offered (false: plaintext, if the server allows)")
-	fs.StringVar(&c.mech, "mech", "", "SASL mechanism: SCRAM-SHA-256 or SCRAM-SHA-1 (default: best offered)")
-	fs.IntVar(&c.sources, "sources", 200, "number of 127.0.x.y source addresses to spread connections over")
-	fs.Float64Var(&c.connectRate, "connect-rate", 1000, "new connections per second at most (0: unbounded)")
+	fs.BoolVar(&c.tls, "tls", true,
+		"use STARTTLS when offered (false: plaintext, if the server allows)")
+	fs.StringVar(&c.mech, "mech", "",
+		"SASL mechanism: SCRAM-SHA-256 or SCRAM-SHA-1 (default: best offered)")
+	fs.IntVar(&c.sources, "sources", 200,
+		"number of 127.0.x.y source addresses to spread connections over")
+	fs.Float64Var(&c.connectRate, "connect-rate", 1000,
+		"new connections per second at most (0: unbounded)")
 	fs.IntVar(&c.concurrency, "concurrency", 64, "logins in progress at once at most")
 	fs.IntVar(&c.serverPID, "server-pid", 0, "server process to read memory and CPU from (0: none)")
 	fs.StringVar(&c.serverName, "server", "server", "label of the server in the outputs")
@@ -65,12 +70,15 @@ func parseFlags(args []string) (*config, error) {
 	fs.StringVar(&c.jsonPath, "json", "", "append one JSON line with the results to this file")
 	fs.StringVar(&c.plotPath, "plot", "", "write a latency plot (PNG) to this file")
 	verbose := fs.Bool("v", false, "log each failed login and protocol problem")
-	sessions := fs.String("sessions", "100", "idle: sessions to hold, or ascending checkpoints '5000,10000,19000'")
-	fs.DurationVar(&c.settle, "settle", 2*time.Second, "idle: wait after the last login before reading memory")
+	sessions := fs.String("sessions", "100",
+		"idle: sessions to hold, or ascending checkpoints '5000,10000,19000'")
+	fs.DurationVar(&c.settle, "settle", 2*time.Second,
+		"idle: wait after the last login before reading memory")
 	fs.IntVar(&c.pairs, "pairs", 10, "chat: sender and recipient pairs")
 	fs.Float64Var(&c.rate, "rate", 100, "chat: offered messages per second over all pairs")
 	fs.DurationVar(&c.duration, "duration", 5*time.Second, "chat: how long to send")
-	fs.DurationVar(&c.drain, "drain", 10*time.Second, "chat, offline: longest wait for outstanding messages")
+	fs.DurationVar(&c.drain, "drain", 10*time.Second,
+		"chat, offline: longest wait for outstanding messages")
 	fs.IntVar(&c.users, "users", 10, "offline: recipients (each has its own sender)")
 	fs.IntVar(&c.messages, "messages", 10, "offline: messages per recipient")
 	fs.IntVar(&c.uploads, "uploads", 100, "contacts: uploads in total")

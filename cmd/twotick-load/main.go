@@ -70,10 +70,11 @@ func run(ctx context.Context, cfg *config, logger *slog.Logger) (*result, error)
 	if err != nil {
 		return nil, err
 	}
-	env := &env{cfg: cfg, dialer: d, logger: logger.With("scenario", cfg.scenario), client: &clientConfig{
-		domain: cfg.domain, password: cfg.password, startTLS: cfg.tls, mech: cfg.mech,
-		resource: "load", sm: true, cache: newSCRAMCache(),
-	}}
+	env := &env{cfg: cfg, dialer: d, logger: logger.With("scenario", cfg.scenario),
+		client: &clientConfig{
+			domain: cfg.domain, password: cfg.password, startTLS: cfg.tls, mech: cfg.mech,
+			resource: "load", sm: true, cache: newSCRAMCache(),
+		}}
 	res := newResult(cfg)
 	switch cfg.scenario {
 	case "idle":

@@ -61,7 +61,9 @@ func renderPlot(title string, ss []series) *image.RGBA {
 		top = max(top, s.h.quantile(0.9999))
 	}
 	ymax := niceCeil(float64(top) / float64(time.Millisecond))
-	px := func(nines float64) int { return x0 + int(math.Min(nines, maxNines)/maxNines*float64(x1-x0)) }
+	px := func(nines float64) int {
+		return x0 + int(math.Min(nines, maxNines)/maxNines*float64(x1-x0))
+	}
 	py := func(ms float64) int { return y0 - int(math.Min(ms, ymax)/ymax*float64(y0-y1)) }
 
 	// Grid, ticks and labels.

@@ -25,7 +25,8 @@ const uploadTimeout = 10 * time.Second
 // rest numbers nobody registered, so that both matching paths are timed.
 func runContacts(ctx context.Context, e *env, res *result) error {
 	workers := min(e.cfg.concurrency, e.cfg.uploads)
-	ss, failed, err := loginAll(ctx, e, span(0, workers), func(int) handlers { return handlers{} }, false, nil)
+	ss, failed, err := loginAll(ctx, e, span(0, workers),
+		func(int) handlers { return handlers{} }, false, nil)
 	defer func() { closeAll(ss, false) }()
 	if failed > 0 {
 		return fmt.Errorf("%d of %d uploaders could not log in: %w", failed, workers, err)
@@ -77,10 +78,12 @@ func runContacts(ctx context.Context, e *env, res *result) error {
 }
 
 // upload sends address book k and waits for its answer.
-func upload(ctx context.Context, e *env, s *session, answer <-chan *elem, k int, lat *histogram) error {
+func upload(ctx context.Context, e *env, s *session, answer <-chan *elem, k int,
+	lat *histogram) error {
 	var b strings.Builder
 	id := "book" + strconv.Itoa(k)
-	b.WriteString("<iq type='get' id='" + id + "' to='" + e.cfg.apiHost + "'><phone-book xmlns='" + nsPhoneBook + "'>")
+	b.WriteString("<iq type='get' id='" + id + "' to='" + e.cfg.apiHost +
+		"'><phone-book xmlns='" + nsPhoneBook + "'>")
 	for j := 0; j < e.cfg.bookSize; j++ {
 		num := e.user((k*7919 + j) % (e.cfg.bookSize * 10))
 		if j%2 == 1 {

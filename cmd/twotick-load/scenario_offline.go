@@ -79,7 +79,9 @@ func runOffline(ctx context.Context, e *env, res *result) error {
 		closeAll(ss, false)
 		return fmt.Errorf("%d of %d recipients could not log in: %w", failed, U, err)
 	}
-	all := waitFor(ctx, time.Now().Add(e.cfg.drain), func() bool { return complete.Load() == int64(U) })
+	all := waitFor(ctx, time.Now().Add(e.cfg.drain), func() bool {
+		return complete.Load() == int64(U)
+	})
 	delivered := time.Since(t1)
 	closeAll(ss, true)
 	got, dups := 0, 0
@@ -108,14 +110,16 @@ func runOffline(ctx context.Context, e *env, res *result) error {
 	}
 	res.add("kept_after_ack", float64(kept), "")
 	if !all {
-		return fmt.Errorf("only %d of %d recipients received every message within %v", complete.Load(), U, e.cfg.drain)
+		return fmt.Errorf("only %d of %d recipients received every message within %v",
+			complete.Load(), U, e.cfg.drain)
 	}
 	return nil
 }
 
 // sendOffline has sender i send M messages to recipient i in batches, each
 // batch followed by <r/>, and waits for the <a/> covering the last.
-func sendOffline(ctx context.Context, e *env, senders []*session, acks []chan uint32, run string) error {
+func sendOffline(ctx context.Context, e *env, senders []*session, acks []chan uint32,
+	run string) error {
 	var wg sync.WaitGroup
 	errs := make(chan error, len(senders))
 	for i, s := range senders {
@@ -135,7 +139,8 @@ func sendOffline(ctx context.Context, e *env, senders []*session, acks []chan ui
 	return nil
 }
 
-func sendBatches(ctx context.Context, e *env, s *session, acked <-chan uint32, to, run string) error {
+func sendBatches(ctx context.Context, e *env, s *session, acked <-chan uint32,
+	to, run string) error {
 	var b strings.Builder
 	var last uint32
 	inBatch := 0
@@ -165,7 +170,8 @@ func sendBatches(ctx context.Context, e *env, s *session, acked <-chan uint32, t
 				return nil
 			}
 		case <-deadline.C:
-			return fmt.Errorf("server did not acknowledge offline messages from %s within %v", s.user, e.cfg.drain)
+			return fmt.Errorf("server did not acknowledge offline messages from %s within %v",
+				s.user, e.cfg.drain)
 		case <-ctx.Done():
 			return ctx.Err()
 		}

@@ -64,7 +64,10 @@ func (c *scramCache) keys(m scramMech, password string, salt []byte, iter int) (
 	if err != nil {
 		return nil, fmt.Errorf("deriving salted password: %w", err)
 	}
-	ks = &scramKeys{clientKey: hmacSum(m, salted, "Client Key"), serverKey: hmacSum(m, salted, "Server Key")}
+	ks = &scramKeys{
+		clientKey: hmacSum(m, salted, "Client Key"),
+		serverKey: hmacSum(m, salted, "Server Key"),
+	}
 	h := m.hash()
 	h.Write(ks.clientKey)
 	ks.storedKey = h.Sum(nil)

@@ -123,7 +123,8 @@ func (s *session) negotiate(cfg *clientConfig) error {
 		return err
 	}
 	if sess := feats.child("session"); sess != nil && sess.child("optional") == nil {
-		if _, err := s.iq("<iq type='set' id='sess'><session xmlns='" + nsSession + "'/></iq>"); err != nil {
+		req := "<iq type='set' id='sess'><session xmlns='" + nsSession + "'/></iq>"
+		if _, err := s.iq(req); err != nil {
 			return err
 		}
 	}
@@ -166,7 +167,8 @@ func (s *session) authenticate(cfg *clientConfig, feats *elem) error {
 	}
 	sc := newSCRAMClient(mech, cfg.cache, s.user, cfg.password)
 	first := base64.StdEncoding.EncodeToString([]byte(sc.first()))
-	if err := s.write("<auth xmlns='" + nsSASL + "' mechanism='" + mech.name + "'>" + first + "</auth>"); err != nil {
+	auth := "<auth xmlns='" + nsSASL + "' mechanism='" + mech.name + "'>" + first + "</auth>"
+	if err := s.write(auth); err != nil {
 		return err
 	}
 	e, err := s.rd.next()
@@ -218,7 +220,8 @@ func pickMech(want string, feats *elem) (scramMech, error) {
 			return m, nil
 		}
 	}
-	return scramMech{}, fmt.Errorf("no usable SCRAM mechanism offered (want %q, offered %v)", want, offered)
+	return scramMech{}, fmt.Errorf("no usable SCRAM mechanism offered (want %q, offered %v)",
+		want, offered)
 }
 
 func (s *session) bind(resource string) error {
@@ -349,7 +352,8 @@ func (s *session) answerIQ(e *elem) {
 		reply += " to='" + xmlEscape(from) + "'"
 	}
 	if e.child("ping") == nil {
-		reply += "><error type='cancel'><service-unavailable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>"
+		reply += "><error type='cancel'>" +
+			"<service-unavailable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>"
 		reply = strings.Replace(reply, "type='result'", "type='error'", 1)
 	} else {
 		reply += "/>"

@@ -39,7 +39,8 @@ func TestSmoke(t *testing.T) {
 		{"idle", []string{"--scenario", "idle", "--sessions", "5,10", "--settle", "0s"}},
 		{"chat", []string{"--scenario", "chat", "--pairs", "5", "--rate", "50", "--duration", "2s"}},
 		{"offline", []string{"--scenario", "offline", "--users", "5", "--messages", "10"}},
-		{"contacts", []string{"--scenario", "contacts", "--uploads", "5", "--concurrency", "2", "--book-size", "50"}},
+		{"contacts", []string{"--scenario", "contacts", "--uploads", "5", "--concurrency", "2",
+			"--book-size", "50"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg, err := parseFlags(append(append([]string{}, base...), tc.args...))
@@ -100,9 +101,11 @@ synchronous = "full"
 	if err := os.WriteFile(csvPath, []byte(csv.String()), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	out, err := exec.Command(bin, "user", "import", "--config", conf, csvPath, "--same-salt").CombinedOutput()
+	out, err := exec.Command(bin, "user", "import", "--config", conf, csvPath,
+		"--same-salt").CombinedOutput()
 	if err != nil {
-		t.Skipf("twotick cannot import accounts yet (user import --config FILE CSV --same-salt): %v\n%s", err, out)
+		t.Skipf("twotick cannot import accounts yet "+
+			"(user import --config FILE CSV --same-salt): %v\n%s", err, out)
 	}
 
 	cmd := exec.Command(bin, "serve", "--config", conf)

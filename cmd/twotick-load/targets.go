@@ -48,7 +48,8 @@ func writeTargets(b *strings.Builder, runs []runLine) {
 			"contacts: %.0f uploads/s (target ≥ %.0f) with p99 %.1f ms (target ≤ %.0f ms)",
 			rate, contactsRateTarget, p99, contactsP99TargetMS)
 	} else {
-		none("contacts (≥ %.0f uploads/s, p99 ≤ %.0f ms against 1,000,000 accounts): compare.sh does not run it",
+		none("contacts (≥ %.0f uploads/s, p99 ≤ %.0f ms against 1,000,000 accounts): "+
+			"compare.sh does not run it",
 			contactsRateTarget, contactsP99TargetMS)
 	}
 	b.WriteString("## Targets (issue 8)\n\n")
@@ -74,7 +75,8 @@ func find(runs []runLine, server, section string) (runLine, bool) {
 // idleTarget judges memory per idle session: the absolute limit at every
 // checkpoint and on the slope, and the slope against half of the best
 // competitor's slope (the slope leaves out fixed costs, which favour no one).
-func idleTarget(runs []runLine, section, kind string, limitKB float64, add verdictFunc, none noneFunc) {
+func idleTarget(runs []runLine, section, kind string, limitKB float64, add verdictFunc,
+	none noneFunc) {
 	t, ok := find(runs, "twotick", section)
 	if !ok {
 		none("idle %s memory (≤ %.0f KB per session): no twotick run", kind, limitKB)
@@ -107,7 +109,8 @@ func idleTarget(runs []runLine, section, kind string, limitKB float64, add verdi
 		return
 	}
 	add(slope <= idleCompetitorShare*best,
-		"idle %s memory ≤ half the best competitor: twotick slope %.1f KiB, %s %.1f KiB, ratio %.2f (target ≤ %.2f)",
+		"idle %s memory ≤ half the best competitor: twotick slope %.1f KiB, %s %.1f KiB, "+
+			"ratio %.2f (target ≤ %.2f)",
 		kind, slope, bestName, best, slope/best, idleCompetitorShare)
 }
 
@@ -136,7 +139,8 @@ func bestChatRate(runs []runLine, server string, p99Limit float64) (rate, p99 fl
 			continue
 		}
 		m := r.Metrics
-		if m["single_check_p99_ms"] <= p99Limit && m["undelivered_in_drain"] == 0 && m["achieved_rate"] > rate {
+		if m["single_check_p99_ms"] <= p99Limit && m["undelivered_in_drain"] == 0 &&
+			m["achieved_rate"] > rate {
 			rate, p99, ok = m["achieved_rate"], m["single_check_p99_ms"], true
 		}
 	}
@@ -150,12 +154,14 @@ func chatTarget(runs []runLine, add verdictFunc, none noneFunc) {
 	}
 	rate, p99, ok := bestChatRate(runs, "twotick", chatP99TargetMS)
 	if !ok {
-		add(false, "chat ≥ %.0f msg/s with p99 single check ≤ %.0f ms: no twotick rate kept p99 within %.0f ms",
+		add(false, "chat ≥ %.0f msg/s with p99 single check ≤ %.0f ms: "+
+			"no twotick rate kept p99 within %.0f ms",
 			chatRateTarget, chatP99TargetMS, chatP99TargetMS)
 		chatAtCompetitorP99(runs, add, none)
 		return
 	}
-	add(rate >= chatRateTarget, "chat ≥ %.0f msg/s with p99 single check ≤ %.0f ms: %.0f msg/s at p99 %.1f ms (%+.0f%%)",
+	add(rate >= chatRateTarget,
+		"chat ≥ %.0f msg/s with p99 single check ≤ %.0f ms: %.0f msg/s at p99 %.1f ms (%+.0f%%)",
 		chatRateTarget, chatP99TargetMS, rate, p99, 100*(rate/chatRateTarget-1))
 	best, bestName := 0.0, ""
 	for _, s := range []string{"prosody", "ejabberd"} {
@@ -165,7 +171,8 @@ func chatTarget(runs []runLine, add verdictFunc, none noneFunc) {
 	}
 	if bestName != "" {
 		add(rate >= chatCompetitorFactor*best,
-			"chat ≥ %.1f× the best competitor at equal p99 (≤ %.0f ms): twotick %.0f msg/s, %s %.0f msg/s, "+
+			"chat ≥ %.1f× the best competitor at equal p99 (≤ %.0f ms): "+
+				"twotick %.0f msg/s, %s %.0f msg/s, "+
 				"ratio %.2f (rates are the offered grid, so both are lower bounds)",
 			chatCompetitorFactor, chatP99TargetMS, rate, bestName, best, rate/best)
 		return
@@ -194,14 +201,17 @@ func chatAtCompetitorP99(runs []runLine, add verdictFunc, none noneFunc) {
 	p99 := best.Metrics["single_check_p99_ms"]
 	rate, tp99, ok := bestChatRate(runs, "twotick", p99)
 	if !ok {
-		add(false, "chat ≥ %.1f× the best competitor at equal p99: no twotick run kept p99 within %s's %.0f ms",
+		add(false, "chat ≥ %.1f× the best competitor at equal p99: "+
+			"no twotick run kept p99 within %s's %.0f ms",
 			chatCompetitorFactor, best.Server, p99)
 		return
 	}
 	c := best.Metrics["achieved_rate"]
 	add(rate >= chatCompetitorFactor*c,
-		"chat ≥ %.1f× the best competitor at equal p99: no competitor kept p99 within %.0f ms, so at %s's "+
-			"p99 of %.0f ms (its fastest run that delivered everything, %.0f msg/s): twotick %.0f msg/s at p99 %.1f ms, "+
+		"chat ≥ %.1f× the best competitor at equal p99: "+
+			"no competitor kept p99 within %.0f ms, so at %s's "+
+			"p99 of %.0f ms (its fastest run that delivered everything, %.0f msg/s): "+
+			"twotick %.0f msg/s at p99 %.1f ms, "+
 			"ratio %.2f (rates are the offered grid, so twotick's is a lower bound)",
 		chatCompetitorFactor, chatP99TargetMS, best.Server, p99, c, rate, tp99, rate/c)
 }
@@ -215,7 +225,8 @@ func offlineTarget(runs []runLine, add verdictFunc, none noneFunc) {
 	n := t.Metrics["users"] * t.Metrics["messages_per_user"]
 	d, delivered := t.Metrics["deliver_time_s"]
 	if !delivered {
-		add(false, "offline %d messages delivered and purged in ≤ %.0f s: not all delivered within the drain", int(n), offlineTimeTargetS)
+		add(false, "offline %d messages delivered and purged in ≤ %.0f s: "+
+			"not all delivered within the drain", int(n), offlineTimeTargetS)
 		return
 	}
 	kept := t.Metrics["kept_after_ack"]

@@ -15,8 +15,8 @@ func TestWriteTargets(t *testing.T) {
 	idle := func(server string, tls bool, slope float64) runLine {
 		return runLine{Server: server, Scenario: "idle",
 			Params: map[string]any{"tls": tls, "sessions": []any{5000.0, 19000.0}},
-			Metrics: map[string]float64{"kb_per_session_at_5000": slope + 2, "kb_per_session_at_19000": slope + 1,
-				"kb_per_session_slope": slope}}
+			Metrics: map[string]float64{"kb_per_session_at_5000": slope + 2,
+				"kb_per_session_at_19000": slope + 1, "kb_per_session_slope": slope}}
 	}
 	tests := []struct {
 		name string
@@ -26,16 +26,20 @@ func TestWriteTargets(t *testing.T) {
 		{"idle met and missed", []runLine{idle("twotick", true, 20), idle("prosody", true, 57),
 			idle("twotick", false, 17), idle("ejabberd", false, 45)},
 			[]string{"met: idle TLS memory ≤ 24 KB", "met: idle TLS memory ≤ half", "ratio 0.35",
-				"**missed**: idle plaintext memory ≤ 16 KB", "worst +22%", "met: idle plaintext memory ≤ half"}},
+				"**missed**: idle plaintext memory ≤ 16 KB", "worst +22%",
+				"met: idle plaintext memory ≤ half"}},
 		{"chat within 20 ms", []runLine{chat("twotick", 7500, 15, 0), chat("ejabberd", 2500, 18, 0),
 			chat("ejabberd", 5000, 12, 3)},
-			[]string{"met: chat ≥ 5000 msg/s", "7500 msg/s at p99 15.0 ms", "met: chat ≥ 1.5× the best competitor",
-				"ejabberd 2500 msg/s, ratio 3.00"}},
-		{"chat at the competitor's p99", []runLine{chat("twotick", 2500, 30, 0), chat("twotick", 5000, 300, 0),
-			chat("prosody", 1000, 2000, 0), chat("ejabberd", 2500, 400, 0)},
-			[]string{"**missed**: chat ≥ 5000 msg/s", "met: chat ≥ 1.5× the best competitor at equal p99",
+			[]string{"met: chat ≥ 5000 msg/s", "7500 msg/s at p99 15.0 ms",
+				"met: chat ≥ 1.5× the best competitor", "ejabberd 2500 msg/s, ratio 3.00"}},
+		{"chat at the competitor's p99", []runLine{chat("twotick", 2500, 30, 0),
+			chat("twotick", 5000, 300, 0), chat("prosody", 1000, 2000, 0),
+			chat("ejabberd", 2500, 400, 0)},
+			[]string{"**missed**: chat ≥ 5000 msg/s",
+				"met: chat ≥ 1.5× the best competitor at equal p99",
 				"ejabberd's p99 of 400 ms", "ratio 2.00"}},
-		{"nothing run", nil, []string{"not measured: idle TLS", "not measured: chat", "not measured: offline"}},
+		{"nothing run", nil, []string{"not measured: idle TLS", "not measured: chat",
+			"not measured: offline"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
