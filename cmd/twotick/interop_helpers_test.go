@@ -330,7 +330,8 @@ interfaces = { "127.0.0.1" }
 c2s_ports = { %[5]s }
 c2s_direct_tls_ports = { }
 s2s_ports = { }
-modules_enabled = { "roster", "saslauth", "tls", "disco", "ping", "offline", "smacks", "carbons", "blocklist", "posix" }
+modules_enabled = { "roster", "saslauth", "tls", "disco", "ping", "offline", "smacks", "carbons",
+	"blocklist", "posix" }
 authentication = "internal_hashed"
 storage = "internal"
 c2s_require_encryption = true

@@ -174,6 +174,7 @@ secret = %q
 	if got := formValues(opts)["secret"]; got != publishSecret {
 		t.Errorf("publish-options secret %q, want %q: %s", got, publishSecret, iq)
 	}
-	fmt.Fprintf(app.nc, "<iq type='result' id='%s' from='%s' to='localhost'/>", iq.Get("id"), pushDomain)
+	fmt.Fprintf(app.nc, "<iq type='result' id='%s' from='%s' to='localhost'/>",
+		iq.Get("id"), pushDomain)
 	srv.stop(t)
 }

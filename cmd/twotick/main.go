@@ -47,7 +47,8 @@ func main() {
 
 // runCommand is main without the process: it parses the command line and runs one
 // command.
-func runCommand(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+func runCommand(ctx context.Context, args []string, stdin io.Reader,
+	stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		return errors.New(usage)
 	}
