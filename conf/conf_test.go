@@ -430,14 +430,16 @@ metrics = 5
 	want := []string{
 		`twotick.toml:1:1: domain: must be a string, got integer 42`,
 		`twotick.toml:3:1: c2s.max_stanza_size: must be an integer, got string "big"`,
-		`twotick.toml:4:1: c2s.idle_timeout: must be a duration string such as "30s" or "5m", got integer 300`,
+		`twotick.toml:4:1: c2s.idle_timeout: must be a duration string such as "30s" or "5m", ` +
+			`got integer 300`,
 		`twotick.toml:5:1: c2s.negotiation_timeout: not a duration such as "30s" or "5m": "soon"`,
 		`twotick.toml:6:1: c2s.allow_plaintext_loopback: must be true or false, got string "yes"`,
 		`twotick.toml:7:1: c2s.max_unauth_per_ip: must be an integer, got float 1.5`,
 		`twotick.toml:10:1: auth.scram_iterations: must be between 4096 and 1000000, got 10`,
 		`twotick.toml:12:1: storage.synchronous: must be a string, got an array`,
 		`twotick.toml:14:1: roster.max_items: must be an integer, got a date or time`,
-		`twotick.toml:16:1: shutdown.timeout: must be a duration string such as "30s" or "5m", got a table`,
+		`twotick.toml:16:1: shutdown.timeout: must be a duration string such as "30s" or "5m", ` +
+			`got a table`,
 		`twotick.toml:17:1: shutdown.metrics: unknown key`,
 	}
 	got := strings.Split(ps.Error(), "\n")
@@ -724,7 +726,8 @@ timeout = 60
 	want := []string{
 		`t.toml:1:13: ports[1]: must be an integer, got string "two"`,
 		`t.toml:8:1: components[1].bogus: unknown key`,
-		`t.toml:9:1: components[1].timeout: must be a duration string such as "30s" or "5m", got integer 60`,
+		`t.toml:9:1: components[1].timeout: must be a duration string such as "30s" or "5m", ` +
+			`got integer 60`,
 	}
 	if got := strings.Split(d.problems.Error(), "\n"); !slices.Equal(got, want) {
 		t.Errorf("problems:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
