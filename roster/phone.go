@@ -38,8 +38,8 @@ func ParsePhone(s, region string) (string, error) {
 
 // IsE164 reports whether s has the shape of an E.164 number: a plus sign and
 // 4 to 15 digits, the first not zero. Some regions have numbers that short
-// (German numbers with five-digit subscriber parts, small island nations). It does not say whether the number is
-// valid; ParsePhone does.
+// (German numbers with five-digit subscriber parts, small island nations).
+// It does not say whether the number is valid; ParsePhone does.
 func IsE164(s string) bool {
 	if len(s) < 5 || len(s) > 16 || s[0] != '+' || s[1] == '0' {
 		return false
