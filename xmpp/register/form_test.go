@@ -253,9 +253,11 @@ func TestFormatWait(t *testing.T) {
 func FuzzParseSubmission(f *testing.F) {
 	f.Add(fill(RegistrationForm(""), map[string]string{"phone": "+12025550101",
 		"password": "pw", "code": "123456"}).String())
-	f.Add(`<query xmlns='jabber:iq:register'><username>+1</username><password>p</password><key>1</key></query>`)
+	f.Add(`<query xmlns='jabber:iq:register'><username>+1</username>` +
+		`<password>p</password><key>1</key></query>`)
 	f.Add(`<query xmlns='jabber:iq:register'><remove/></query>`)
-	f.Add(`<query xmlns='jabber:iq:register'><x xmlns='jabber:x:data'><field var='password'><value/></field></x></query>`)
+	f.Add(`<query xmlns='jabber:iq:register'><x xmlns='jabber:x:data'>` +
+		`<field var='password'><value/></field></x></query>`)
 	f.Fuzz(func(t *testing.T, in string) {
 		q, err := parseXML(in)
 		if err != nil {

@@ -87,15 +87,17 @@ var catalogue = map[string]map[string]string{
 		"instructions": "Enter your phone number with its country code and choose a password. " +
 			"A code is sent to you by SMS; submit the form again with that code to " +
 			"create your account.",
-		"phone":         "Phone number (with country code, such as +1 202 555 0123)",
-		"password":      "Password",
-		"code":          "Code from the SMS (leave empty to receive one)",
-		"code_sent":     "A code has been sent by SMS to %s. Submit the form again with the code.",
-		"wrong_code":    "The code is wrong. Check the SMS and try again.",
-		"expired":       "The code has expired or was never sent. Request a new one by submitting without a code.",
-		"too_many":      "Too many wrong codes. Request a new code.",
-		"rate_limited":  "Too many codes have been requested. Try again in %s.",
-		"bad_number":    "This is not a valid phone number. Include the country code, such as +1 202 555 0123.",
+		"phone":      "Phone number (with country code, such as +1 202 555 0123)",
+		"password":   "Password",
+		"code":       "Code from the SMS (leave empty to receive one)",
+		"code_sent":  "A code has been sent by SMS to %s. Submit the form again with the code.",
+		"wrong_code": "The code is wrong. Check the SMS and try again.",
+		"expired": "The code has expired or was never sent. " +
+			"Request a new one by submitting without a code.",
+		"too_many":     "Too many wrong codes. Request a new code.",
+		"rate_limited": "Too many codes have been requested. Try again in %s.",
+		"bad_number": "This is not a valid phone number. " +
+			"Include the country code, such as +1 202 555 0123.",
 		"bad_password":  "The password must be at least %d characters long.",
 		"bad_form":      "The registration form is incomplete or malformed.",
 		"send_failed":   "The SMS could not be sent. Try again later.",
@@ -106,38 +108,46 @@ var catalogue = map[string]map[string]string{
 		"instructions": "Gib deine Telefonnummer mit Ländervorwahl ein und wähle ein Passwort. " +
 			"Du bekommst einen Code per SMS; sende das Formular mit diesem Code erneut, " +
 			"um dein Konto anzulegen.",
-		"phone":         "Telefonnummer (mit Ländervorwahl, etwa +49 30 1234567)",
-		"password":      "Passwort",
-		"code":          "Code aus der SMS (leer lassen, um einen zu bekommen)",
-		"code_sent":     "Ein Code wurde per SMS an %s geschickt. Sende das Formular mit dem Code erneut.",
-		"wrong_code":    "Der Code ist falsch. Prüfe die SMS und versuche es noch einmal.",
-		"expired":       "Der Code ist abgelaufen oder wurde nie verschickt. Fordere ohne Code einen neuen an.",
-		"too_many":      "Zu viele falsche Codes. Fordere einen neuen Code an.",
-		"rate_limited":  "Es wurden zu viele Codes angefordert. Versuche es in %s wieder.",
-		"bad_number":    "Das ist keine gültige Telefonnummer. Gib die Ländervorwahl mit an, etwa +49 30 1234567.",
-		"bad_password":  "Das Passwort muss mindestens %d Zeichen lang sein.",
-		"bad_form":      "Das Registrierungsformular ist unvollständig oder fehlerhaft.",
-		"send_failed":   "Die SMS konnte nicht verschickt werden. Versuche es später noch einmal.",
-		"internal":      "Die Registrierung ist an einem Serverproblem gescheitert. Versuche es später noch einmal.",
+		"phone":    "Telefonnummer (mit Ländervorwahl, etwa +49 30 1234567)",
+		"password": "Passwort",
+		"code":     "Code aus der SMS (leer lassen, um einen zu bekommen)",
+		"code_sent": "Ein Code wurde per SMS an %s geschickt. " +
+			"Sende das Formular mit dem Code erneut.",
+		"wrong_code": "Der Code ist falsch. Prüfe die SMS und versuche es noch einmal.",
+		"expired": "Der Code ist abgelaufen oder wurde nie verschickt. " +
+			"Fordere ohne Code einen neuen an.",
+		"too_many":     "Zu viele falsche Codes. Fordere einen neuen Code an.",
+		"rate_limited": "Es wurden zu viele Codes angefordert. Versuche es in %s wieder.",
+		"bad_number": "Das ist keine gültige Telefonnummer. " +
+			"Gib die Ländervorwahl mit an, etwa +49 30 1234567.",
+		"bad_password": "Das Passwort muss mindestens %d Zeichen lang sein.",
+		"bad_form":     "Das Registrierungsformular ist unvollständig oder fehlerhaft.",
+		"send_failed": "Die SMS konnte nicht verschickt werden. " +
+			"Versuche es später noch einmal.",
+		"internal": "Die Registrierung ist an einem Serverproblem gescheitert. " +
+			"Versuche es später noch einmal.",
 		"username_hint": "Deine Telefonnummer mit Ländervorwahl",
 	},
 	"fr": {
 		"instructions": "Saisissez votre numéro de téléphone avec l'indicatif du pays et choisissez " +
 			"un mot de passe. Un code vous est envoyé par SMS ; renvoyez le formulaire avec " +
 			"ce code pour créer votre compte.",
-		"phone":         "Numéro de téléphone (avec l'indicatif, par exemple +33 6 12 34 56 78)",
-		"password":      "Mot de passe",
-		"code":          "Code reçu par SMS (laisser vide pour en recevoir un)",
-		"code_sent":     "Un code a été envoyé par SMS au %s. Renvoyez le formulaire avec ce code.",
-		"wrong_code":    "Le code est incorrect. Vérifiez le SMS et réessayez.",
-		"expired":       "Le code a expiré ou n'a jamais été envoyé. Renvoyez le formulaire sans code pour en obtenir un nouveau.",
-		"too_many":      "Trop de codes erronés. Demandez un nouveau code.",
-		"rate_limited":  "Trop de codes ont été demandés. Réessayez dans %s.",
-		"bad_number":    "Ce numéro de téléphone n'est pas valide. Indiquez l'indicatif du pays, par exemple +33 6 12 34 56 78.",
-		"bad_password":  "Le mot de passe doit compter au moins %d caractères.",
-		"bad_form":      "Le formulaire d'inscription est incomplet ou mal formé.",
-		"send_failed":   "Le SMS n'a pas pu être envoyé. Réessayez plus tard.",
-		"internal":      "L'inscription a échoué à cause d'un problème du serveur. Réessayez plus tard.",
+		"phone":      "Numéro de téléphone (avec l'indicatif, par exemple +33 6 12 34 56 78)",
+		"password":   "Mot de passe",
+		"code":       "Code reçu par SMS (laisser vide pour en recevoir un)",
+		"code_sent":  "Un code a été envoyé par SMS au %s. Renvoyez le formulaire avec ce code.",
+		"wrong_code": "Le code est incorrect. Vérifiez le SMS et réessayez.",
+		"expired": "Le code a expiré ou n'a jamais été envoyé. " +
+			"Renvoyez le formulaire sans code pour en obtenir un nouveau.",
+		"too_many":     "Trop de codes erronés. Demandez un nouveau code.",
+		"rate_limited": "Trop de codes ont été demandés. Réessayez dans %s.",
+		"bad_number": "Ce numéro de téléphone n'est pas valide. " +
+			"Indiquez l'indicatif du pays, par exemple +33 6 12 34 56 78.",
+		"bad_password": "Le mot de passe doit compter au moins %d caractères.",
+		"bad_form":     "Le formulaire d'inscription est incomplet ou mal formé.",
+		"send_failed":  "Le SMS n'a pas pu être envoyé. Réessayez plus tard.",
+		"internal": "L'inscription a échoué à cause d'un problème du serveur. " +
+			"Réessayez plus tard.",
 		"username_hint": "Votre numéro de téléphone, avec l'indicatif du pays",
 	},
 }
