@@ -16,6 +16,36 @@ type Metrics struct {
 	authFailures *prometheus.CounterVec
 	refused      prometheus.Counter
 	resumptions  prometheus.Counter
+
+	// in and out are the stanza counters resolved once: label lookups cost
+	// a hash per stanza, and only these kinds may ever become a label, so
+	// a client sending unknown element names cannot grow the series.
+	in, out kindCounters
+}
+
+// kindCounters holds one counter per stanza kind.
+type kindCounters struct{ message, presence, iq, other prometheus.Counter }
+
+func newKindCounters(v *prometheus.CounterVec) kindCounters {
+	return kindCounters{
+		message:  v.WithLabelValues("message"),
+		presence: v.WithLabelValues("presence"),
+		iq:       v.WithLabelValues("iq"),
+		other:    v.WithLabelValues("other"),
+	}
+}
+
+// of returns the counter of the stanza kind named kind.
+func (k kindCounters) of(kind string) prometheus.Counter {
+	switch kind {
+	case "message":
+		return k.message
+	case "presence":
+		return k.presence
+	case "iq":
+		return k.iq
+	}
+	return k.other
 }
 
 // NewMetrics creates the metrics and registers them with reg (nil: not
@@ -41,6 +71,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		resumptions: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "twotick_sm_resumptions_total", Help: "Sessions resumed with XEP-0198."}),
 	}
+	m.in, m.out = newKindCounters(m.stanzasIn), newKindCounters(m.stanzasOut)
 	if reg != nil {
 		build := prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "twotick_build_info", Help: "Build information; the value is always 1.",

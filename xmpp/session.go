@@ -114,7 +114,7 @@ func (s *Session) sendLocked(it outItem) {
 		return // not sent yet, so not counted: csi.go
 	}
 	if it.stanza {
-		s.srv.deps.Metrics.stanzasOut.WithLabelValues(stanzaKind(it.b)).Inc()
+		s.srv.deps.Metrics.out.of(stanzaKind(it.b)).Inc()
 	}
 	if it.stanza && s.sm.on {
 		s.sm.hOut++
@@ -244,7 +244,7 @@ func (s *Session) handle(el *wire.Element) error {
 	if el.Name.Space != wire.NSClient {
 		return &streamErr{cond: "unsupported-stanza-type"}
 	}
-	s.srv.deps.Metrics.stanzasIn.WithLabelValues(el.Name.Local).Inc()
+	s.srv.deps.Metrics.in.of(el.Name.Local).Inc()
 	var err error
 	switch el.Name.Local {
 	case "message":

@@ -78,10 +78,13 @@ func iqResult(iq *wire.Element, payload *wire.Element) *wire.Element {
 
 // stanzaKind names a serialised stanza for metrics.
 func stanzaKind(b []byte) string {
-	for _, k := range []string{"message", "presence", "iq"} {
-		if bytes.HasPrefix(b, []byte("<"+k)) {
-			return k
-		}
+	switch {
+	case bytes.HasPrefix(b, []byte("<message")):
+		return "message"
+	case bytes.HasPrefix(b, []byte("<presence")):
+		return "presence"
+	case bytes.HasPrefix(b, []byte("<iq")):
+		return "iq"
 	}
 	return "other"
 }
