@@ -1,22 +1,29 @@
 package conf_test
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/twotick/twotick/conf"
 )
 
-// Check reports every problem of a file at once, each with its line and
-// column, as `twotick check-config` prints them.
+// Check reports every problem of a file at once, each with its key, line
+// and column; printed whole, they are what `twotick check-config` shows
+// (see docs/configuration.md).
 func ExampleCheck() {
 	err := conf.Check("../testdata/conf/bad.toml")
-	fmt.Println(err)
+	var problems conf.Problems
+	if errors.As(err, &problems) {
+		for _, p := range problems {
+			fmt.Printf("%d:%d %s\n", p.Line, p.Column, p.Key)
+		}
+	}
 	// Output:
-	// ../testdata/conf/bad.toml:5:1: c2s.max_stanza_size: must be at least 10000 bytes, got 1024
-	// ../testdata/conf/bad.toml:6:1: c2s.idle_timout: unknown key (did you mean "idle_timeout"?)
-	// ../testdata/conf/bad.toml:7:1: c2s.negotiation_timeout: must be a duration string such as "30s" or "5m", got integer 30
-	// ../testdata/conf/bad.toml:10:1: auth.default_region: must be a two-letter region with a phone numbering plan, such as "US" or "DE", got "UK" (the United Kingdom is "GB")
-	// ../testdata/conf/bad.toml:13:1: storage.synchronous: must be one of full, normal, off, got "fast"
+	// 5:1 c2s.max_stanza_size
+	// 6:1 c2s.idle_timout
+	// 7:1 c2s.negotiation_timeout
+	// 10:1 auth.default_region
+	// 13:1 storage.synchronous
 }
 
 // Settings lists the effective configuration, for logging at start.
