@@ -87,14 +87,3 @@ func (r *router) available(bare string) []*Session {
 	sort.SliceStable(out, func(i, j int) bool { return out[i].prio() > out[j].prio() })
 	return out
 }
-
-// count returns the number of bound sessions.
-func (r *router) count() int {
-	r.mu.RLock()
-	defer r.mu.RUnlock()
-	n := 0
-	for _, l := range r.users {
-		n += len(l)
-	}
-	return n
-}

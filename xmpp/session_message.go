@@ -274,14 +274,9 @@ func (s *Session) deliverQueuedItem(it outItem) {
 // pumpPage is the most queued messages loaded at once.
 const pumpPage = 500
 
-// loadQueue starts sending every queued message after initial presence
-// (XEP-0160), in the order sent, each with a XEP-0203 delay stamp. The
-// caller has set s.loading.
-func (s *Session) loadQueue() {
-	s.pumpQueue()
-}
-
-// pumpQueue sends queued messages page by page while the session has room:
+// pumpQueue sends every queued message after initial presence (XEP-0160),
+// in the order sent, each with a XEP-0203 delay stamp; the caller has set
+// s.loading. It sends page by page while the session has room:
 // the outgoing queue and, under stream management, the unacknowledged list
 // must stay within their limits, or a recipient with thousands of waiting
 // messages would be disconnected for having them. When room runs out it

@@ -167,7 +167,7 @@ func (s *Session) initialPresence() {
 		}
 		s.reply(sub)
 	}
-	s.loadQueue()
+	s.pumpQueue()
 }
 
 // currentPresence returns the session's last available presence, or nil.

@@ -30,9 +30,6 @@ func (e *elem) attr(local string) string {
 	return ""
 }
 
-// ns returns the element's xmlns attribute.
-func (e *elem) ns() string { return e.attr("xmlns") }
-
 // child returns the first child with the given local name, or nil.
 func (e *elem) child(local string) *elem {
 	for _, c := range e.children {
