@@ -90,9 +90,7 @@ func (c *conn) preAuthRegister(iq *wire.Element) error {
 // registerError is the error reply to a registration IQ; the condition and
 // localised text come from register.ErrorElement.
 func registerError(iq *wire.Element, err error, lang string) *wire.Element {
-	e := iqError(iq, "cancel", "undefined-condition", "")
-	e.RemoveChildren(func(k *wire.Element) bool { return k.Name.Local == "error" })
-	return e.Add(register.ErrorElement(err, lang))
+	return iqErrorWith(iq, register.ErrorElement(err, lang))
 }
 
 // registerIQ answers jabber:iq:register from a logged-in user (XEP-0077

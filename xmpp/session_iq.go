@@ -50,16 +50,21 @@ func stanzaError(st *wire.Element, typ, cond, text string) *wire.Element {
 
 // iqError is the error reply to an IQ; the payload is not echoed.
 func iqError(iq *wire.Element, typ, cond, text string) *wire.Element {
+	ee := wire.New(wire.NSClient, "error", "type", typ).Add(wire.New(wire.NSStanzas, cond))
+	if text != "" {
+		ee.Add(wire.New(wire.NSStanzas, "text").Add(text))
+	}
+	return iqErrorWith(iq, ee)
+}
+
+// iqErrorWith is the error reply to iq carrying the <error/> element ee.
+func iqErrorWith(iq, ee *wire.Element) *wire.Element {
 	e := wire.New(wire.NSClient, "iq", "type", "error", "id", iq.Get("id"))
 	if f := iq.Get("to"); f != "" {
 		e.Set("from", f)
 	}
 	if t := iq.Get("from"); t != "" {
 		e.Set("to", t)
-	}
-	ee := wire.New(wire.NSClient, "error", "type", typ).Add(wire.New(wire.NSStanzas, cond))
-	if text != "" {
-		ee.Add(wire.New(wire.NSStanzas, "text").Add(text))
 	}
 	return e.Add(ee)
 }
