@@ -33,7 +33,15 @@ func ParsePhone(s, region string) (string, error) {
 	if !phonenumbers.IsValidNumber(num) {
 		return "", fmt.Errorf("%q is not a number in use in any region: %w", s, ErrInvalidNumber)
 	}
-	return phonenumbers.Format(num, phonenumbers.E164), nil
+	e164 := phonenumbers.Format(num, phonenumbers.E164)
+	if !IsE164(e164) {
+		// libphonenumber holds some national numbers longer than the 15
+		// digits E.164 allows (German ones, for instance); no account can
+		// be named by one.
+		return "", fmt.Errorf("%q is longer than an international number may be: %w",
+			s, ErrInvalidNumber)
+	}
+	return e164, nil
 }
 
 // IsE164 reports whether s has the shape of an E.164 number: a plus sign and

@@ -16,6 +16,7 @@ func TestParsePhone(t *testing.T) {
 		{name: "letters", in: "hello", region: "US", bad: true},
 		{name: "too short", in: "+1 202", region: "US", bad: true},
 		{name: "empty", in: "  ", region: "US", bad: true},
+		{name: "longer than E.164", in: "20100000000000", region: "DE", bad: true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
