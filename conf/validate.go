@@ -96,6 +96,7 @@ func (c *Config) check(v *validator) {
 	v.oneOf("contacts.one_sided", c.Contacts.OneSided, "none", "to")
 	v.addr("metrics.addr", c.Metrics.Addr)
 	v.duration("shutdown.timeout", c.Shutdown.Timeout)
+	v.zeroOrPositive("memory.release_after", c.Memory.ReleaseAfter, "leaves it to the runtime")
 
 	v.addr("components.addr", c.Components.Addr)
 	for i, comp := range c.Components.Service {
@@ -272,6 +273,15 @@ func (v *validator) duration(key string, d Duration) {
 	v.checked = append(v.checked, key)
 	if d.Duration <= 0 {
 		v.add(key, fmt.Sprintf("must be a positive duration such as \"30s\", got %q", d))
+	}
+}
+
+// zeroOrPositive checks a duration where "0s" turns something off; zero
+// means what off says.
+func (v *validator) zeroOrPositive(key string, d Duration, off string) {
+	v.checked = append(v.checked, key)
+	if d.Duration < 0 {
+		v.add(key, fmt.Sprintf("must be \"0s\" (%s) or a positive duration, got %q", off, d))
 	}
 }
 

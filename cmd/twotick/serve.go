@@ -105,6 +105,10 @@ func serve(ctx context.Context, cfg *conf.Config, logger *slog.Logger) error {
 		return err
 	}
 	defer stopHTTP()
+	// After a burst of logins, give the freed heap back once the server
+	// goes quiet (docs/memory.md).
+	mem := xmpp.StartMemoryReleaser(cfg.Memory.ReleaseAfter.Duration, reg, logger)
+	defer mem.Stop()
 
 	err = srv.Serve(ctx)
 	logger.Info("stopped")

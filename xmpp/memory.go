@@ -1,0 +1,215 @@
+package xmpp
+
+// Returning memory to the OS when the server goes quiet.
+//
+// The Go collector lets the heap grow to twice what was live after the last
+// collection (GOGC=100) before it collects again, and the background
+// scavenger gives back to the OS only what lies beyond that goal. After a
+// burst of logins, which allocate far more (TLS handshakes, SCRAM, roster
+// loads) than the sessions keep, the process therefore holds about twice
+// its live heap for as long as nothing allocates: on an idle server that is
+// forever, and the freed half is resident memory nobody uses (docs/memory.md).
+//
+// memoryPolicy decides when one forced collection and release is worth it:
+// the heap has at least minReclaim bytes it could give back beyond what it
+// held after the last release, the allocation rate over the quiet window is
+// low enough that the memory would stay free for at least horizon, and the
+// last release is at least minInterval ago. Under load the rate test fails,
+// so it never runs while the server is busy; after a release it waits for
+// new growth, so an idle server releases once and not again.
+
+import (
+	"context"
+	"log/slog"
+	"runtime/debug"
+	"runtime/metrics"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Defaults of the parts of the policy that are not settings: they bound its
+// cost rather than tune it.
+const (
+	// memMinReclaim is the least memory worth a forced collection.
+	memMinReclaim = 16 << 20
+	// memHorizon: release only if, at the current allocation rate, the
+	// released memory would not be needed again within this time.
+	memHorizon = time.Minute
+	// memMinInterval bounds releases to one per interval, whatever the
+	// workload: a forced collection costs CPU in proportion to the live
+	// heap (about 0.1 s per 100 MiB on one core).
+	memMinInterval = 10 * time.Second
+)
+
+// heapStats is what the policy reads of the runtime.
+type heapStats struct {
+	allocs   uint64 // bytes allocated since the process started
+	live     uint64 // heap bytes marked live by the last collection
+	retained uint64 // heap bytes backed by memory not returned to the OS
+}
+
+// reclaimable is what a collection and release could give back, at most.
+func (s heapStats) reclaimable() uint64 {
+	if s.retained < s.live {
+		return 0
+	}
+	return s.retained - s.live
+}
+
+// allocSample is the allocation counter at one time.
+type allocSample struct {
+	at     time.Time
+	allocs uint64
+}
+
+// memoryPolicy is the decision, without clock or runtime: observe is given
+// both. It is not safe for concurrent use.
+type memoryPolicy struct {
+	quiet       time.Duration // the window the allocation rate is measured over
+	horizon     time.Duration
+	minReclaim  uint64
+	minInterval time.Duration
+
+	samples []allocSample // oldest first, spanning a little more than quiet
+	last    time.Time     // the last release; zero before the first
+	floor   uint64        // reclaimable just after the last release
+}
+
+func newMemoryPolicy(quiet time.Duration) *memoryPolicy {
+	return &memoryPolicy{quiet: quiet, horizon: memHorizon, minReclaim: memMinReclaim,
+		minInterval: memMinInterval}
+}
+
+// observe records s at now and reports whether to release memory now.
+func (p *memoryPolicy) observe(now time.Time, s heapStats) bool {
+	p.samples = append(p.samples, allocSample{now, s.allocs})
+	// Keep one sample at least quiet old, as the start of the window.
+	for len(p.samples) > 1 && now.Sub(p.samples[1].at) >= p.quiet {
+		p.samples = p.samples[1:]
+	}
+	base := p.samples[0]
+	window := now.Sub(base.at)
+	switch {
+	case window < p.quiet:
+		return false // not watched for long enough
+	case !p.last.IsZero() && now.Sub(p.last) < p.minInterval:
+		return false
+	case s.reclaimable() < p.floor+p.minReclaim:
+		return false // nothing new to give back
+	}
+	// Busy: at this rate the heap would regrow into what a release frees
+	// within the horizon.
+	rate := float64(s.allocs-base.allocs) / window.Seconds()
+	return rate*p.horizon.Seconds() < float64(s.reclaimable())
+}
+
+// released records a release at now that left s.
+func (p *memoryPolicy) released(now time.Time, s heapStats) {
+	p.last = now
+	p.floor = s.reclaimable()
+	p.samples = p.samples[:0]
+}
+
+// runtimeMetrics are the runtime/metrics samples readHeapStats reads.
+var runtimeMetrics = []string{
+	"/gc/heap/allocs:bytes",
+	"/gc/heap/live:bytes",
+	"/memory/classes/heap/objects:bytes",
+	"/memory/classes/heap/unused:bytes",
+	"/memory/classes/heap/free:bytes",
+}
+
+// heapReader reads heapStats from the runtime, reusing its sample slice.
+type heapReader struct{ samples []metrics.Sample }
+
+func (r *heapReader) read() heapStats {
+	if r.samples == nil {
+		r.samples = make([]metrics.Sample, len(runtimeMetrics))
+		for i, name := range runtimeMetrics {
+			r.samples[i].Name = name
+		}
+	}
+	metrics.Read(r.samples)
+	v := func(i int) uint64 {
+		if r.samples[i].Value.Kind() != metrics.KindUint64 {
+			return 0
+		}
+		return r.samples[i].Value.Uint64()
+	}
+	return heapStats{allocs: v(0), live: v(1), retained: v(2) + v(3) + v(4)}
+}
+
+// MemoryReleaser returns free heap memory to the OS once the server has
+// gone quiet after growing (see the top of this file). Its methods are safe
+// for concurrent use.
+type MemoryReleaser struct {
+	cancel   context.CancelFunc
+	done     chan struct{}
+	releases prometheus.Counter
+	bytes    prometheus.Counter
+}
+
+// StartMemoryReleaser starts the policy with the quiet window quiet, which
+// is also how often, in quarters, it looks at the runtime's statistics. A
+// quiet of zero or less starts nothing. Its counters are registered with
+// reg unless reg is nil. Stop stops it.
+func StartMemoryReleaser(quiet time.Duration, reg prometheus.Registerer,
+	logger *slog.Logger) *MemoryReleaser {
+	m := &MemoryReleaser{
+		done: make(chan struct{}),
+		releases: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "twotick_memory_releases_total",
+			Help: "Forced collections that returned free memory to the OS while quiet."}),
+		bytes: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "twotick_memory_released_bytes_total",
+			Help: "Heap bytes returned to the OS by those collections."}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.releases, m.bytes)
+	}
+	if quiet <= 0 {
+		close(m.done)
+		return m
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	m.cancel = cancel
+	go m.run(ctx, newMemoryPolicy(quiet), logger.With("component", "memory"))
+	return m
+}
+
+func (m *MemoryReleaser) run(ctx context.Context, p *memoryPolicy, log *slog.Logger) {
+	defer close(m.done)
+	tick := time.NewTicker(max(p.quiet/4, 50*time.Millisecond))
+	defer tick.Stop()
+	var r heapReader
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-tick.C:
+			before := r.read()
+			if !p.observe(now, before) {
+				continue
+			}
+			start := time.Now()
+			debug.FreeOSMemory()
+			after := r.read()
+			p.released(time.Now(), after)
+			freed := before.retained - min(before.retained, after.retained)
+			m.releases.Inc()
+			m.bytes.Add(float64(freed))
+			log.Debug("returned free memory to the OS", "freed_bytes", freed,
+				"live_bytes", after.live, "took", time.Since(start))
+		}
+	}
+}
+
+// Stop stops the policy and waits for it; a release under way completes
+// first. It may be called more than once.
+func (m *MemoryReleaser) Stop() {
+	if m.cancel != nil {
+		m.cancel()
+	}
+	<-m.done
+}
