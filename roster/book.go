@@ -18,33 +18,30 @@ import (
 )
 
 // bookSchema holds uploaded address books and the daily lookup quota. A
-// book row is one E.164 number of the owner's book with the name the owner
-// gave it. The usage table counts the new numbers an owner looked up on
-// one UTC day; the quota table lists the numbers that left the owner's book
-// that day, which may come back without being counted again. (Numbers still
-// in the book are free anyway, so listing only the ones that left keeps an
-// upload of a fresh book to one insert a number. Databases written before
-// the usage table listed every number looked up; a missing usage row is
-// counted from them.) The digest table holds a hash of each stored book, so
-// that the common upload, the same book again, is recognised without
-// reading the book.
+// book is one row per owner: the normalised numbers with the names the
+// owner gave them, packed into a blob (encodeBook), and a hash of the
+// book, so that the common upload, the same book again, is recognised
+// without reading it. Which books hold a number is answered from memory
+// (book_index.go), rebuilt from these rows at start. The usage table counts
+// the new numbers an owner looked up on one UTC day; the quota table lists
+// the numbers that left the owner's book that day, which may come back
+// without being counted again. (Numbers still in the book are free anyway,
+// so listing only the ones that left keeps an upload of a fresh book to a
+// few rows. Databases written before the usage table listed every number
+// looked up; a missing usage row is counted from them.) Books of databases
+// from before the blob, a row per number in table roster_book, are moved
+// into it at the first use (migrateBooks).
 const bookSchema = `
-CREATE TABLE IF NOT EXISTS roster_book (
-	owner  TEXT NOT NULL,
-	number TEXT NOT NULL,
-	name   TEXT NOT NULL DEFAULT '',
-	PRIMARY KEY (owner, number)
+CREATE TABLE IF NOT EXISTS roster_books (
+	owner  TEXT PRIMARY KEY,
+	digest BLOB NOT NULL,
+	book   BLOB NOT NULL
 );
-CREATE INDEX IF NOT EXISTS roster_book_number ON roster_book (number);
 CREATE TABLE IF NOT EXISTS roster_book_quota (
 	owner  TEXT NOT NULL,
 	day    TEXT NOT NULL,
 	number TEXT NOT NULL,
 	PRIMARY KEY (owner, day, number)
-);
-CREATE TABLE IF NOT EXISTS roster_book_digest (
-	owner  TEXT PRIMARY KEY,
-	digest BLOB NOT NULL
 );
 CREATE TABLE IF NOT EXISTS roster_book_usage (
 	owner TEXT PRIMARY KEY,
@@ -89,6 +86,17 @@ type Directory interface {
 	// Registered returns those of numbers (E.164) that are registered
 	// accounts, in any order.
 	Registered(ctx context.Context, numbers []string) ([]string, error)
+}
+
+// Lister is a Directory that can also list every registered number. Book
+// then reads them all once and matches books in memory, keeping the set
+// current through Joined, Left and the account changes that other
+// processes leave (TakeQueued); a Directory without it is asked at every
+// upload.
+type Lister interface {
+	Directory
+	// AllRegistered calls fn with every registered number (E.164).
+	AllRegistered(ctx context.Context, fn func(number string)) error
 }
 
 // Entry is one line of an uploaded address book.
@@ -138,6 +146,12 @@ type Book struct {
 	limit    int
 	oneSided Subscription // None or To: see WithOneSided
 	now      func() time.Time
+
+	idx   bookIndex
+	group groupCommit
+	// logAccounts: Joined, JoinedMany and Left record the account change
+	// for the server (see WithAccountLog).
+	logAccounts bool
 }
 
 // BookOption configures a Book.
@@ -156,6 +170,15 @@ func WithOneSided(sub Subscription) BookOption {
 			b.oneSided = To
 		}
 	}
+}
+
+// WithAccountLog makes Joined, JoinedMany and Left record each account
+// change in the database, for a server that runs on the same database to
+// apply to its in-memory index when it takes the queued pushes
+// (TakeQueued). The command line, which creates and deletes accounts
+// beside a running server, sets it.
+func WithAccountLog() BookOption {
+	return func(b *Book) { b.logAccounts = true }
 }
 
 // NewBook returns a Book over the store's tables. domain is the server's
@@ -219,10 +242,12 @@ func Normalize(entries []Entry, region string) (book map[string]string, skipped 
 // past it changes nothing and returns a *LimitError. Re-uploading the same
 // book costs nothing.
 //
-// Everything happens in one transaction whose work grows with the changes,
-// not with the book: the stored book is read once and only its differences
-// are written, the owner's roster is read once and only changed items are
-// written, with one version bump for all of them (see bookWriter).
+// Everything happens in one transaction, shared with concurrent uploads
+// (groupCommit), whose work grows with the changes, not with the book: the
+// book is one row, the owner's roster is read once and only changed items
+// are written, with one version bump for all of them (see bookWriter).
+// Matching and the holders of the owner's number come from memory
+// (bookIndex).
 func (b *Book) Sync(ctx context.Context, owner string, entries []Entry) (SyncResult, error) {
 	var res SyncResult
 	ownNum, err := ownerNumber(owner)
@@ -238,22 +263,19 @@ func (b *Book) Sync(ctx context.Context, owner string, entries []Entry) (SyncRes
 		numbers = append(numbers, n)
 	}
 	slices.Sort(numbers)
-	// The directory is read before the transaction: it is another table
-	// (or a cache), and reading it here keeps the write lock short. An
-	// account created meanwhile is added by Joined, which waits for the
-	// lock.
-	registered, err := b.dir.Registered(ctx, numbers)
-	if err != nil {
-		return res, fmt.Errorf("matching the book of %s: %w", owner, err)
-	}
-	slices.Sort(registered)
-	for _, n := range slices.Compact(registered) {
-		if _, ok := book[n]; ok {
-			res.Matches = append(res.Matches, Match{Number: n, JID: n + "@" + b.domain})
+	// A Directory that cannot list its numbers is asked here, before the
+	// transaction, to keep the write lock short; an account created
+	// meanwhile is added by Joined, which waits for the lock. The
+	// in-memory set is read inside the lock instead, in step with Joined.
+	var registered []string
+	if _, ok := b.dir.(Lister); !ok {
+		if registered, err = b.dir.Registered(ctx, numbers); err != nil {
+			return res, fmt.Errorf("matching the book of %s: %w", owner, err)
 		}
 	}
-	res.Ver = QuicksyVer(res.Matches)
-
+	if err := b.ensureLoaded(ctx, true); err != nil {
+		return res, fmt.Errorf("matching the book of %s: %w", owner, err)
+	}
 	digest := bookDigest(numbers, book)
 	// The same book again, the common upload (clients send the whole book
 	// at every start), is answered from a read, without the write lock:
@@ -263,14 +285,27 @@ func (b *Book) Sync(ctx context.Context, owner string, entries []Entry) (SyncRes
 	if same, inBook, err := b.sameBook(ctx, owner, digest); err != nil {
 		return SyncResult{}, fmt.Errorf("storing the book of %s: %w", owner, err)
 	} else if same {
+		if res.Matches, err = b.match(ctx, numbers, registered); err != nil {
+			return SyncResult{}, fmt.Errorf("matching the book of %s: %w", owner, err)
+		}
+		res.Ver = QuicksyVer(res.Matches)
 		res.OverCap = max(len(res.Matches)-inBook, 0)
 		return res, nil
 	}
-	err = b.store.write(ctx, func(tx *sql.Tx) error {
-		var stored []byte
-		err := tx.QueryRowContext(ctx, `SELECT digest FROM roster_book_digest WHERE owner = ?`,
-			owner).Scan(&stored)
-		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+	err = b.write(ctx, func(tx *sql.Tx) error {
+		if err := b.load(ctx, tx); err != nil {
+			return err
+		}
+		if err := b.loadRegistered(ctx, tx); err != nil {
+			return err
+		}
+		matches, err := b.match(ctx, numbers, registered)
+		if err != nil {
+			return err
+		}
+		res.Matches, res.Ver, res.Pushes, res.OverCap = matches, QuicksyVer(matches), nil, 0
+		stored, old, err := storedBook(ctx, tx, owner)
+		if err != nil {
 			return err
 		}
 		if bytes.Equal(stored, digest) {
@@ -281,23 +316,22 @@ func (b *Book) Sync(ctx context.Context, owner string, entries []Entry) (SyncRes
 			res.OverCap = max(len(res.Matches)-n, 0)
 			return err
 		}
-		old, err := storedBook(ctx, tx, owner)
-		if err != nil {
-			return err
-		}
 		if err := b.charge(ctx, tx, owner, book, old); err != nil {
 			return err
 		}
-		if err := b.storeBook(ctx, tx, owner, book, old); err != nil {
+		if err := b.storeBook(ctx, tx, owner, digest, book, old); err != nil {
 			return err
 		}
 		res.Pushes, res.OverCap, err = b.apply(ctx, tx, owner, ownNum, book, old, res.Matches)
 		if err != nil {
 			return err
 		}
-		_, err = tx.ExecContext(ctx, `INSERT INTO roster_book_digest (owner, digest) VALUES (?, ?)
-			ON CONFLICT (owner) DO UPDATE SET digest = excluded.digest`, owner, digest)
-		return err
+		// Last, once every statement has succeeded (see Book.write).
+		ownKey, _ := numKey(ownNum)
+		b.idx.mu.Lock()
+		b.idx.replace(ownKey, old, book)
+		b.idx.mu.Unlock()
+		return nil
 	})
 	var lim *LimitError
 	if errors.As(err, &lim) {
@@ -309,6 +343,33 @@ func (b *Book) Sync(ctx context.Context, owner string, entries []Entry) (SyncRes
 	return res, nil
 }
 
+// match returns the matches of a book's sorted numbers: those of
+// registered if the Directory cannot list its numbers, else those in the
+// in-memory set, which must be loaded.
+func (b *Book) match(ctx context.Context, numbers, registered []string) ([]Match, error) {
+	var out []Match
+	if _, ok := b.dir.(Lister); !ok {
+		slices.Sort(registered)
+		for _, n := range slices.Compact(registered) {
+			if _, found := slices.BinarySearch(numbers, n); found {
+				out = append(out, Match{Number: n, JID: n + "@" + b.domain})
+			}
+		}
+		return out, nil
+	}
+	b.idx.mu.RLock()
+	defer b.idx.mu.RUnlock()
+	if !b.idx.regLoaded {
+		return nil, errIndexStale
+	}
+	for _, n := range numbers {
+		if k, ok := numKey(n); ok && b.idx.isRegistered(k) {
+			out = append(out, Match{Number: n, JID: n + "@" + b.domain})
+		}
+	}
+	return out, nil
+}
+
 // sameBook reports whether owner's stored book has digest, and if so how
 // many of the owner's items are in it. It reads outside any transaction on
 // purpose: the database is opened with immediate transactions, and with
@@ -317,7 +378,7 @@ func (b *Book) Sync(ctx context.Context, owner string, entries []Entry) (SyncRes
 // then belongs to one of the two books, which is all a client can expect.
 func (b *Book) sameBook(ctx context.Context, owner string, digest []byte) (bool, int, error) {
 	var stored []byte
-	err := b.store.db.QueryRowContext(ctx, `SELECT digest FROM roster_book_digest
+	err := b.store.db.QueryRowContext(ctx, `SELECT digest FROM roster_books
 		WHERE owner = ?`, owner).Scan(&stored)
 	if errors.Is(err, sql.ErrNoRows) || (err == nil && !bytes.Equal(stored, digest)) {
 		return false, 0, nil
@@ -344,22 +405,24 @@ func bookDigest(sorted []string, book map[string]string) []byte {
 	return h.Sum(nil)
 }
 
-// storedBook reads owner's stored book: number to name.
-func storedBook(ctx context.Context, tx *sql.Tx, owner string) (map[string]string, error) {
-	rows, err := tx.QueryContext(ctx, `SELECT number, name FROM roster_book WHERE owner = ?`, owner)
+// storedBook reads owner's stored book: its digest (nil if none) and
+// number to name.
+func storedBook(ctx context.Context, q querier, owner string) ([]byte, map[string]string,
+	error) {
+	var digest, blob []byte
+	err := q.QueryRowContext(ctx, `SELECT digest, book FROM roster_books WHERE owner = ?`,
+		owner).Scan(&digest, &blob)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, map[string]string{}, nil
+	}
 	if err != nil {
-		return nil, fmt.Errorf("reading the book of %s: %w", owner, err)
+		return nil, nil, fmt.Errorf("reading the book of %s: %w", owner, err)
 	}
-	defer rows.Close()
-	book := map[string]string{}
-	for rows.Next() {
-		var n, name string
-		if err := rows.Scan(&n, &name); err != nil {
-			return nil, fmt.Errorf("reading the book of %s: %w", owner, err)
-		}
-		book[n] = name
+	book, err := bookMap(blob)
+	if err != nil {
+		return nil, nil, fmt.Errorf("reading the book of %s: %w", owner, err)
 	}
-	return book, rows.Err()
+	return digest, book, nil
 }
 
 // day returns the current UTC day and the start of the next.
@@ -389,13 +452,10 @@ func (b *Book) charge(ctx context.Context, tx *sql.Tx, owner string,
 	if err != nil {
 		return fmt.Errorf("charging lookups of %s: %w", owner, err)
 	}
-	js, err := json.Marshal(fresh)
-	if err != nil {
-		return fmt.Errorf("charging lookups of %s: %w", owner, err)
-	}
+	// The numbers that left the book today are few, usually none: reading
+	// them all is cheaper than looking up each fresh number.
 	back, err := stringSet(ctx, tx, `SELECT number FROM roster_book_quota
-		WHERE owner = ? AND day = ? AND number IN (SELECT value FROM json_each(?))`,
-		owner, today, string(js))
+		WHERE owner = ? AND day = ?`, owner, today)
 	if err != nil {
 		return fmt.Errorf("charging lookups of %s: %w", owner, err)
 	}
@@ -452,30 +512,25 @@ func (b *Book) usage(ctx context.Context, tx *sql.Tx, owner, today string) (int,
 	return used, nil
 }
 
-// storeBook writes the differences between the stored book old and book,
-// and lists the numbers that left it in today's quota, so that putting
-// them back today costs nothing. Rows go in as JSON (see bookWriter).
-func (b *Book) storeBook(ctx context.Context, tx *sql.Tx, owner string,
+// storeBook writes owner's new book as its one row, and lists the numbers
+// that left it in today's quota, so that putting them back today costs
+// nothing.
+func (b *Book) storeBook(ctx context.Context, tx *sql.Tx, owner string, digest []byte,
 	book, old map[string]string) error {
 	today, _ := b.day()
-	changed := map[string]string{}
-	for n, name := range book {
-		if was, ok := old[n]; !ok || was != name {
-			changed[n] = name
-		}
-	}
 	var gone []string
 	for n := range old {
 		if _, ok := book[n]; !ok {
 			gone = append(gone, n)
 		}
 	}
-	err := execJSON(ctx, tx, `INSERT INTO roster_book (owner, number, name)
-		SELECT ?, key, value FROM json_each(?) WHERE true
-		ON CONFLICT (owner, number) DO UPDATE SET name = excluded.name`, owner, changed)
-	if err == nil {
-		err = execJSON(ctx, tx, `DELETE FROM roster_book WHERE owner = ?
-			AND number IN (SELECT value FROM json_each(?))`, owner, gone)
+	var err error
+	if len(book) == 0 {
+		_, err = tx.ExecContext(ctx, `DELETE FROM roster_books WHERE owner = ?`, owner)
+	} else {
+		_, err = tx.ExecContext(ctx, `INSERT INTO roster_books (owner, digest, book)
+			VALUES (?, ?, ?) ON CONFLICT (owner) DO UPDATE SET digest = excluded.digest,
+			book = excluded.book`, owner, digest, encodeBook(book))
 	}
 	if err == nil && len(gone) > 0 {
 		js, _ := json.Marshal(gone)
@@ -512,10 +567,7 @@ func stringSet(ctx context.Context, q querier, query string, args ...any) (map[s
 func (b *Book) apply(ctx context.Context, tx *sql.Tx, owner, ownNum string,
 	book, old map[string]string, matches []Match) (pushes []Push, overCap int, err error) {
 	// Who holds the owner's number decides mutuality.
-	holders, err := bookHolders(ctx, tx, ownNum)
-	if err != nil {
-		return nil, 0, err
-	}
+	holders := b.idx.holdersOf(ownNum, b.domain)
 	holds := make(map[string]string, len(holders))
 	for _, h := range holders {
 		holds[h.owner] = h.name
@@ -627,16 +679,23 @@ func QuicksyVer(matches []Match) string {
 // account its side of each pair. It returns the pushes for those users; a
 // user whose roster is full is skipped.
 func (b *Book) Joined(ctx context.Context, number string) ([]Push, error) {
+	return b.joined(ctx, number, b.logAccounts)
+}
+
+// joined is Joined; log says whether to record the account change (see
+// WithAccountLog).
+func (b *Book) joined(ctx context.Context, number string, log bool) ([]Push, error) {
 	jid := number + "@" + b.domain
 	var pushes []Push
-	err := b.store.write(ctx, func(tx *sql.Tx) error {
-		holders, err := bookHolders(ctx, tx, number)
-		if err != nil {
+	err := b.write(ctx, func(tx *sql.Tx) error {
+		pushes = nil
+		if err := b.load(ctx, tx); err != nil {
 			return err
 		}
+		holders := b.idx.holdersOf(number, b.domain)
 		// The new account's own book is normally empty; if it is not (an
 		// upload raced the registration), mutual pairs form here.
-		theirs, err := storedBook(ctx, tx, jid)
+		_, theirs, err := storedBook(ctx, tx, jid)
 		if err != nil {
 			return err
 		}
@@ -688,6 +747,14 @@ func (b *Book) Joined(ctx context.Context, number string) ([]Push, error) {
 				pushes = appendPush(pushes, p)
 			}
 		}
+		if log {
+			if err := b.logAccount(ctx, tx, number, true, nil); err != nil {
+				return err
+			}
+		}
+		b.idx.mu.Lock()
+		b.idx.setRegistered(number, true)
+		b.idx.mu.Unlock()
 		return nil
 	})
 	if err != nil {
@@ -703,7 +770,11 @@ func (b *Book) Joined(ctx context.Context, number string) ([]Push, error) {
 func (b *Book) Left(ctx context.Context, number string) ([]Push, error) {
 	jid := number + "@" + b.domain
 	var pushes []Push
-	err := b.store.write(ctx, func(tx *sql.Tx) error {
+	err := b.write(ctx, func(tx *sql.Tx) error {
+		pushes = nil
+		if err := b.load(ctx, tx); err != nil {
+			return err
+		}
 		// Items made by books go for all owners at once; manual ones,
 		// which only lose their book columns, one at a time.
 		manual, err := stringSet(ctx, tx, `SELECT owner FROM roster_items
@@ -725,14 +796,34 @@ func (b *Book) Left(ctx context.Context, number string) ([]Push, error) {
 			}
 			pushes = appendPush(pushes, p)
 		}
-		for _, table := range []string{"roster_book", "roster_book_digest", "roster_book_quota",
-			"roster_book_usage",
+		var blob []byte
+		err = tx.QueryRowContext(ctx, `SELECT book FROM roster_books WHERE owner = ?`,
+			jid).Scan(&blob)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return err
+		}
+		own, err := bookMap(blob)
+		if err != nil {
+			return err
+		}
+		for _, table := range []string{"roster_books", "roster_book_quota", "roster_book_usage",
 			"roster_items", "roster_removed", "roster_pending", "roster_versions"} {
 			if _, err := tx.ExecContext(ctx,
 				`DELETE FROM `+table+` WHERE owner = ?`, jid); err != nil {
 				return err
 			}
 		}
+		if b.logAccounts {
+			if err := b.logAccount(ctx, tx, number, false, blob); err != nil {
+				return err
+			}
+		}
+		b.idx.mu.Lock()
+		b.idx.setRegistered(number, false)
+		if k, ok := numKey(number); ok {
+			b.idx.replace(k, own, nil)
+		}
+		b.idx.mu.Unlock()
 		return nil
 	})
 	if err != nil {
@@ -742,23 +833,3 @@ func (b *Book) Left(ctx context.Context, number string) ([]Push, error) {
 }
 
 type holder struct{ owner, name string }
-
-// bookHolders lists the owners whose book holds number, with their names
-// for it, in owner order.
-func bookHolders(ctx context.Context, tx *sql.Tx, number string) ([]holder, error) {
-	rows, err := tx.QueryContext(ctx, `SELECT owner, name FROM roster_book
-		WHERE number = ? ORDER BY owner`, number)
-	if err != nil {
-		return nil, fmt.Errorf("finding books that hold %s: %w", number, err)
-	}
-	defer rows.Close()
-	var hs []holder
-	for rows.Next() {
-		var h holder
-		if err := rows.Scan(&h.owner, &h.name); err != nil {
-			return nil, fmt.Errorf("finding books that hold %s: %w", number, err)
-		}
-		hs = append(hs, h)
-	}
-	return hs, rows.Err()
-}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"sync"
 	"testing"
 
 	"github.com/twotick/twotick/xmpp/storage"
@@ -48,7 +49,7 @@ func BenchmarkSync(b *testing.B) {
 		b.Run(fmt.Sprintf("first/match%dpct", 100/every), func(b *testing.B) {
 			dir := newDirectory()
 			entries := benchEntries(dir, 1000, every)
-			book, _ := openBenchBook(b, dir)
+			book, _ := openBenchBook(b, listDirectory{dir})
 			for i := 0; b.Loop(); i++ {
 				owner := fmt.Sprintf("+1303555%04d@localhost", i)
 				if _, err := book.Sync(ctx, owner, entries); err != nil {
@@ -60,7 +61,7 @@ func BenchmarkSync(b *testing.B) {
 	b.Run("again/match100pct", func(b *testing.B) {
 		dir := newDirectory()
 		entries := benchEntries(dir, 1000, 1)
-		book, _ := openBenchBook(b, dir)
+		book, _ := openBenchBook(b, listDirectory{dir})
 		const owner = "+13035550000@localhost"
 		if _, err := book.Sync(ctx, owner, entries); err != nil {
 			b.Fatal(err)
@@ -75,7 +76,7 @@ func BenchmarkSync(b *testing.B) {
 	b.Run("remove/match100pct", func(b *testing.B) {
 		dir := newDirectory()
 		entries := benchEntries(dir, 1000, 1)
-		book, _ := openBenchBook(b, dir)
+		book, _ := openBenchBook(b, listDirectory{dir})
 		for i := 0; b.Loop(); i++ {
 			b.StopTimer()
 			owner := fmt.Sprintf("+1303555%04d@localhost", i)
@@ -95,23 +96,24 @@ func BenchmarkSync(b *testing.B) {
 func BenchmarkJoined(b *testing.B) {
 	ctx := context.Background()
 	dir := newDirectory()
-	book, s := openBenchBook(b, dir)
-	tx, err := s.db.Begin()
-	if err != nil {
-		b.Fatal(err)
+	book, _ := openBenchBook(b, listDirectory{dir})
+	var entries []Entry
+	for j := range 3 {
+		entries = append(entries, Entry{Number: fmt.Sprintf("+1202555%04d", j), Name: "friend"})
 	}
-	for i := range 10000 {
-		owner := fmt.Sprintf("+1303555%04d@localhost", i)
-		for j := range 3 {
-			if _, err := tx.Exec(`INSERT INTO roster_book (owner, number, name) VALUES (?, ?, ?)`,
-				owner, fmt.Sprintf("+1202555%04d", j), "friend"); err != nil {
-				b.Fatal(err)
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Go(func() {
+			for i := w; i < 10000; i += 8 {
+				owner := fmt.Sprintf("+1303555%04d@localhost", i)
+				if _, err := book.Sync(ctx, owner, entries); err != nil {
+					b.Error(err)
+					return
+				}
 			}
-		}
+		})
 	}
-	if err := tx.Commit(); err != nil {
-		b.Fatal(err)
-	}
+	wg.Wait()
 	for i := 0; b.Loop(); i++ {
 		num := fmt.Sprintf("+1202555%04d", i%3)
 		pushes, err := book.Joined(ctx, num)

@@ -23,7 +23,7 @@ CREATE TABLE IF NOT EXISTS roster_book_pushes (
 	contact TEXT NOT NULL,
 	before  TEXT NOT NULL
 );
-`
+` + accountLogSchema
 
 // maxTaken bounds the queued pushes that one TakeQueued returns; the rest
 // wait for the next call.
@@ -50,7 +50,7 @@ func (b *Book) Queue(ctx context.Context, pushes []Push) error {
 	if err != nil {
 		return fmt.Errorf("queueing roster pushes: %w", err)
 	}
-	err = b.store.write(ctx, func(tx *sql.Tx) error {
+	err = b.write(ctx, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO roster_book_pushes (owner, contact, before)
 			SELECT value->>'o', value->>'c', value->>'b' FROM json_each(?)`, string(js))
 		return err
@@ -64,13 +64,16 @@ func (b *Book) Queue(ctx context.Context, pushes []Push) error {
 // TakeQueued removes the queued pushes (at most maxTaken, oldest first) and
 // returns them with each item as it is now: its current state and the
 // owner's current version, or Remove if the item is gone. Several queued
-// pushes of one pair become one, with the oldest Before.
+// pushes of one pair become one, with the oldest Before. It also applies
+// the account changes that other processes logged (WithAccountLog) to the
+// in-memory index.
 func (b *Book) TakeQueued(ctx context.Context) ([]Push, error) {
 	// The server calls this every second; an empty queue, the usual case,
 	// is seen with a read, without taking the write lock.
 	var queued bool
 	err := b.store.db.QueryRowContext(ctx,
-		`SELECT EXISTS (SELECT 1 FROM roster_book_pushes)`).Scan(&queued)
+		`SELECT EXISTS (SELECT 1 FROM roster_book_pushes)
+		OR EXISTS (SELECT 1 FROM roster_book_accounts)`).Scan(&queued)
 	if err != nil {
 		return nil, fmt.Errorf("taking queued roster pushes: %w", err)
 	}
@@ -78,7 +81,11 @@ func (b *Book) TakeQueued(ctx context.Context) ([]Push, error) {
 		return nil, nil
 	}
 	var pushes []Push
-	err = b.store.write(ctx, func(tx *sql.Tx) error {
+	err = b.write(ctx, func(tx *sql.Tx) error {
+		pushes = nil
+		if err := b.load(ctx, tx); err != nil {
+			return err
+		}
 		rows, err := tx.QueryContext(ctx, `SELECT id, owner, contact, before
 			FROM roster_book_pushes ORDER BY id LIMIT ?`, maxTaken)
 		if err != nil {
@@ -108,7 +115,7 @@ func (b *Book) TakeQueued(ctx context.Context) ([]Push, error) {
 			return err
 		}
 		if len(list) == 0 {
-			return nil
+			return b.applyLogIfServer(ctx, tx)
 		}
 		stmts := newTxStmts(tx)
 		defer stmts.close()
@@ -136,7 +143,10 @@ func (b *Book) TakeQueued(ctx context.Context) ([]Push, error) {
 			pushes = append(pushes, p)
 		}
 		_, err = tx.ExecContext(ctx, `DELETE FROM roster_book_pushes WHERE id <= ?`, last)
-		return err
+		if err != nil {
+			return err
+		}
+		return b.applyLogIfServer(ctx, tx)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("taking queued roster pushes: %w", err)
@@ -144,32 +154,42 @@ func (b *Book) TakeQueued(ctx context.Context) ([]Push, error) {
 	return pushes, nil
 }
 
-// JoinedMany is Joined for many new numbers at once (an import): it finds
-// which of them some book holds, with one query per 10,000 numbers, and
-// runs Joined for those only. The pushes are returned in number order.
+// JoinedMany is Joined for many new numbers at once (an import): it
+// records them all as registered in one write, then runs Joined for those
+// that some book holds. The pushes are returned in number order.
 func (b *Book) JoinedMany(ctx context.Context, numbers []string) ([]Push, error) {
+	err := b.write(ctx, func(tx *sql.Tx) error {
+		if err := b.load(ctx, tx); err != nil {
+			return err
+		}
+		if b.logAccounts {
+			js, err := json.Marshal(numbers)
+			if err != nil {
+				return err
+			}
+			if _, err := tx.ExecContext(ctx, `INSERT INTO roster_book_accounts (number, joined)
+				SELECT value, 1 FROM json_each(?)`, string(js)); err != nil {
+				return err
+			}
+		}
+		b.idx.mu.Lock()
+		b.idx.addRegistered(numbers)
+		b.idx.mu.Unlock()
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("recording %d new numbers: %w", len(numbers), err)
+	}
 	var held []string
-	for chunk := range slices.Chunk(numbers, 10000) {
-		js, err := json.Marshal(chunk)
-		if err != nil {
-			return nil, fmt.Errorf("finding held numbers: %w", err)
-		}
-		set, err := stringSet(ctx, b.store.db, `SELECT DISTINCT number FROM roster_book
-			WHERE number IN (SELECT value FROM json_each(?))`, string(js))
-		if err != nil {
-			return nil, fmt.Errorf("finding held numbers: %w", err)
-		}
-		for n := range set {
+	for _, n := range numbers {
+		if strings.HasPrefix(n, "+") && b.idx.held(n) {
 			held = append(held, n)
 		}
 	}
 	slices.Sort(held)
 	var pushes []Push
 	for _, n := range held {
-		if !strings.HasPrefix(n, "+") {
-			continue
-		}
-		p, err := b.Joined(ctx, n)
+		p, err := b.joined(ctx, n, false)
 		if err != nil {
 			return pushes, err
 		}

@@ -35,7 +35,9 @@ const maxUploadEntries = 10000
 var errTooManyEntries = fmt.Errorf("more than %d entries in one upload", maxUploadEntries)
 
 // AccountDirectory is the roster.Directory of registered phone accounts,
-// over the account store. It is safe for concurrent use.
+// over the account store. It is a roster.Lister: the Book reads every
+// phone number once and then matches books in memory. It is safe for
+// concurrent use.
 type AccountDirectory struct {
 	Accounts *auth.Store
 	// DB, if set, is the database of Accounts: the numbers of a book are
@@ -68,6 +70,39 @@ func (d AccountDirectory) Registered(ctx context.Context, numbers []string) ([]s
 		}
 	}
 	return out, nil
+}
+
+// AllRegistered calls fn with the number of every phone account.
+func (d AccountDirectory) AllRegistered(ctx context.Context, fn func(number string)) error {
+	if d.DB == nil {
+		list, err := d.Accounts.List(ctx)
+		if err != nil {
+			return fmt.Errorf("listing registered numbers: %w", err)
+		}
+		for _, a := range list {
+			if a.Kind == auth.KindPhone {
+				fn(a.Local)
+			}
+		}
+		return nil
+	}
+	rows, err := d.DB.QueryContext(ctx, `SELECT local FROM auth_accounts WHERE kind = ?`,
+		string(auth.KindPhone))
+	if err != nil {
+		return fmt.Errorf("listing registered numbers: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var n string
+		if err := rows.Scan(&n); err != nil {
+			return fmt.Errorf("listing registered numbers: %w", err)
+		}
+		fn(n)
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("listing registered numbers: %w", err)
+	}
+	return nil
 }
 
 func (d AccountDirectory) registeredBatch(ctx context.Context, numbers []string) ([]string, error) {
@@ -352,6 +387,14 @@ func (srv *Server) PollQueuedPushes(ctx context.Context, interval time.Duration)
 	if srv.deps.Book == nil {
 		return
 	}
+	// The Book's in-memory index is loaded now rather than at the first
+	// upload, which would otherwise wait for it (a second for a million
+	// accounts).
+	wctx, cancel := context.WithTimeout(ctx, time.Minute)
+	if err := srv.deps.Book.Warm(wctx); err != nil {
+		srv.log.Error("loading the address-book index failed", "err", err)
+	}
+	cancel()
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {

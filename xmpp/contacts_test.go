@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -461,19 +462,20 @@ func BenchmarkJoinedPushes(b *testing.B) {
 	ts := newContactsServer(b, 0)
 	ctx := context.Background()
 	owner := func(i int) string { return fmt.Sprintf("+1303555%04d", i) }
-	tx, err := ts.deps.DB.Begin()
-	if err != nil {
-		b.Fatal(err)
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Go(func() {
+			for i := w; i < holders; i += 8 {
+				_, err := ts.deps.Book.Sync(ctx, ts.jid(owner(i)), []roster.Entry{{Number: numBob,
+					Name: "Bob"}})
+				if err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
 	}
-	for i := range holders {
-		if _, err := tx.Exec(`INSERT INTO roster_book (owner, number, name) VALUES (?, ?, ?)`,
-			ts.jid(owner(i)), numBob, "Bob"); err != nil {
-			b.Fatal(err)
-		}
-	}
-	if err := tx.Commit(); err != nil {
-		b.Fatal(err)
-	}
+	wg.Wait()
 	clients := make([]*rawClient, online)
 	for i := range clients {
 		ts.addUser(b, owner(i*(holders/online)), "pw")

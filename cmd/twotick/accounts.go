@@ -131,23 +131,26 @@ func openAccounts(ctx context.Context, env *cmdEnv) (*auth.Store, error) {
 // configured: serve uses it for uploads, the user commands to bring
 // rosters in line with the accounts they create and delete.
 func newBook(cfg *conf.Config, rosters *roster.Store, accounts *auth.Store,
-	db *sql.DB) *roster.Book {
+	db *sql.DB, opts ...roster.BookOption) *roster.Book {
+	opts = append(opts, roster.WithOneSided(roster.Subscription(cfg.Contacts.OneSided)))
 	return roster.NewBook(rosters, xmpp.AccountDirectory{Accounts: accounts, DB: db}, cfg.Domain,
-		cfg.Contacts.DailyLookupLimit, roster.WithOneSided(roster.Subscription(cfg.Contacts.OneSided)))
+		cfg.Contacts.DailyLookupLimit, opts...)
 }
 
 // bookChanged brings the address-book rosters in line after the command
 // created (joined) or deleted phone accounts, as the running server does
 // for its own registrations: the stored rosters change here at once, and
 // the pushes are queued in the database for the server (if one runs) to
-// send to the holders who are online (xmpp.Server.PollQueuedPushes).
+// send to the holders who are online (xmpp.Server.PollQueuedPushes). The
+// account changes are logged too (roster.WithAccountLog), so that the
+// server's in-memory index of registered numbers and books follows them.
 func bookChanged(ctx context.Context, env *cmdEnv, accounts *auth.Store, joined []string,
 	left string) error {
 	rosters, err := roster.OpenStore(ctx, env.DB, roster.WithMaxItems(env.Cfg.Roster.MaxItems))
 	if err != nil {
 		return err
 	}
-	book := newBook(env.Cfg, rosters, accounts, env.DB)
+	book := newBook(env.Cfg, rosters, accounts, env.DB, roster.WithAccountLog())
 	var pushes []roster.Push
 	if left != "" {
 		pushes, err = book.Left(ctx, left)

@@ -1,0 +1,205 @@
+package roster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"sync"
+	"testing"
+)
+
+// listDirectory is a directory that can list its numbers, so that Book
+// matches from memory.
+type listDirectory struct{ *directory }
+
+func (d listDirectory) AllRegistered(_ context.Context, fn func(string)) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for n := range d.numbers {
+		fn(n)
+	}
+	return nil
+}
+
+func TestBookCodec(t *testing.T) {
+	for _, book := range []map[string]string{
+		{},
+		{"+12025550101": ""},
+		{"+12025550101": "Anna", "+49301234567": "Bob, Berlin", "+999999999999999": "x"},
+	} {
+		t.Run(fmt.Sprint(len(book)), func(t *testing.T) {
+			got, err := bookMap(encodeBook(book))
+			if err != nil || !maps.Equal(got, book) {
+				t.Errorf("round trip of %v: %v, %v", book, got, err)
+			}
+		})
+	}
+	for _, bad := range [][]byte{{9}, {bookFormat, 0x80}, {bookFormat, 1, 5, 'a'}} {
+		if _, err := bookMap(bad); !errors.Is(err, errBadBook) {
+			t.Errorf("bookMap(%v) = %v, want errBadBook", bad, err)
+		}
+	}
+}
+
+// TestListerMatchesInMemory checks that with a Lister the registered set
+// is read once and kept current by Joined and Left, not asked again.
+func TestListerMatchesInMemory(t *testing.T) {
+	ctx := context.Background()
+	dir := listDirectory{newDirectory(aliceNum, bobNum)}
+	b, s := newTestBook(t, dir, 0)
+	res, err := b.Sync(ctx, alice, []Entry{{bobNum, "Bob"}, {carolNum, "Carol"}})
+	if err != nil || len(res.Matches) != 1 || res.Matches[0].Number != bobNum {
+		t.Fatalf("first upload: %+v, %v", res, err)
+	}
+	// Registered behind the Book's back: not seen until Joined says so.
+	dir.numbers[carolNum] = true
+	if res, _ := b.Sync(ctx, bob, []Entry{{carolNum, ""}}); len(res.Matches) != 0 {
+		t.Errorf("matched %+v before Joined", res.Matches)
+	}
+	pushes, err := b.Joined(ctx, carolNum)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := pushFor(pushes, alice, carol); !ok {
+		t.Errorf("joined pushes %+v lack Alice's", pushes)
+	}
+	if _, ok := pushFor(pushes, bob, carol); !ok {
+		t.Errorf("joined pushes %+v lack Bob's", pushes)
+	}
+	// The same book again is matched from memory too.
+	res, err = b.Sync(ctx, alice, []Entry{{bobNum, "Bob"}, {carolNum, "Carol"}})
+	if err != nil || len(res.Matches) != 2 || len(res.Pushes) != 0 {
+		t.Errorf("same book: %+v, %v", res, err)
+	}
+	if _, err := b.Left(ctx, carolNum); err != nil {
+		t.Fatal(err)
+	}
+	res, err = b.Sync(ctx, alice, []Entry{{carolNum, "Carol"}})
+	if err != nil || len(res.Matches) != 0 {
+		t.Errorf("after Left: %+v, %v", res, err)
+	}
+	if it, ok, _ := s.Get(ctx, alice, bob); ok {
+		t.Errorf("Bob left Alice's book but stays: %+v", it)
+	}
+}
+
+// TestIndexSurvivesReopen checks that a second Book on the same database
+// (a restart, or the command line) rebuilds the reverse index from the
+// stored books, and that the changes it logs reach the first one.
+func TestIndexSurvivesReopen(t *testing.T) {
+	ctx := context.Background()
+	dir := listDirectory{newDirectory(aliceNum, bobNum)}
+	server, s := newTestBook(t, dir, 0)
+	if _, err := server.Sync(ctx, alice, []Entry{{carolNum, "Carol"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := server.Sync(ctx, bob, []Entry{{carolNum, ""}, {aliceNum, ""}}); err != nil {
+		t.Fatal(err)
+	}
+	cli := NewBook(s, dir, "localhost", 0, WithAccountLog())
+	dir.numbers[carolNum] = true
+	pushes, err := cli.JoinedMany(ctx, []string{carolNum, "+12025550199"})
+	if err != nil || len(pushes) != 2 {
+		t.Fatalf("JoinedMany from the command line: %+v, %v", pushes, err)
+	}
+	if err := cli.Queue(ctx, pushes); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := server.TakeQueued(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// The server now matches the numbers the command line registered.
+	res, err := server.Sync(ctx, alice, []Entry{{carolNum, "Carol"}, {"+12025550199", ""}})
+	if err != nil || len(res.Matches) != 2 {
+		t.Errorf("after the logged joins: %+v, %v", res, err)
+	}
+	// Bob is deleted by the command line: his book leaves the server's
+	// index, so Carol's number no longer lists him.
+	if _, err := cli.Left(ctx, bobNum); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := server.TakeQueued(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range server.idx.holdersOf(carolNum, "localhost") {
+		if h.owner == bob {
+			t.Errorf("deleted Bob still holds Carol's number: %+v", h)
+		}
+	}
+	res, err = server.Sync(ctx, carol, []Entry{{bobNum, ""}})
+	if err != nil || len(res.Matches) != 0 {
+		t.Errorf("deleted Bob still matches: %+v, %v", res, err)
+	}
+}
+
+// TestMigrateBooks checks that books stored a row per number are moved
+// into one row each at the first use, and still hold their numbers.
+func TestMigrateBooks(t *testing.T) {
+	ctx := context.Background()
+	s := openTestStore(t)
+	_, err := s.db.Exec(`CREATE TABLE roster_book (owner TEXT NOT NULL, number TEXT NOT NULL,
+		name TEXT NOT NULL DEFAULT '', PRIMARY KEY (owner, number));
+		CREATE TABLE roster_book_digest (owner TEXT PRIMARY KEY, digest BLOB NOT NULL);
+		INSERT INTO roster_book VALUES (?, ?, 'Carol'), (?, ?, '')`,
+		alice, carolNum, bob, carolNum)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := NewBook(s, newDirectory(aliceNum, bobNum, carolNum), "localhost", 0)
+	pushes, err := b.Joined(ctx, carolNum)
+	if err != nil || len(pushes) != 2 {
+		t.Fatalf("Joined after migration: %+v, %v", pushes, err)
+	}
+	if p, _ := pushFor(pushes, alice, carol); p.Item.Name != "Carol" {
+		t.Errorf("migrated name lost: %+v", p)
+	}
+	var n int
+	s.db.QueryRow(`SELECT COUNT(*) FROM sqlite_master WHERE name = 'roster_book'`).Scan(&n)
+	if n != 0 {
+		t.Error("old table roster_book still there")
+	}
+	// Alice's book is the same as before: uploading it again changes nothing.
+	res, err := b.Sync(ctx, alice, []Entry{{carolNum, "Carol"}})
+	if err != nil || len(res.Pushes) != 0 {
+		t.Errorf("same book after migration: %+v, %v", res, err)
+	}
+}
+
+// TestGroupedUploads runs uploads concurrently, so that they share
+// transactions, with one of them refused by the daily limit: the others
+// commit, the refused one changes nothing.
+func TestGroupedUploads(t *testing.T) {
+	ctx := context.Background()
+	dir := listDirectory{newDirectory(aliceNum, bobNum)}
+	b, s := newTestBook(t, dir, 3)
+	var wg sync.WaitGroup
+	errs := make([]error, 20)
+	for i := range errs {
+		wg.Go(func() {
+			owner := fmt.Sprintf("+1303555%04d@localhost", i)
+			entries := []Entry{{aliceNum, "A"}, {bobNum, "B"}}
+			if i == 7 {
+				entries = append(entries, Entry{"+12025550150", ""}, Entry{"+12025550151", ""})
+			}
+			_, errs[i] = b.Sync(ctx, owner, entries)
+		})
+	}
+	wg.Wait()
+	for i, err := range errs {
+		owner := fmt.Sprintf("+1303555%04d@localhost", i)
+		_, items, _ := s.Items(ctx, owner)
+		if i == 7 {
+			if !errors.Is(err, ErrLookupLimit) || len(items) != 0 {
+				t.Errorf("upload past the limit: %v, items %+v", err, items)
+			}
+			continue
+		}
+		if err != nil || len(items) != 2 {
+			t.Errorf("upload %d: %v, items %+v", i, err, items)
+		}
+	}
+	if hs := b.idx.holdersOf(aliceNum, "localhost"); len(hs) != 19 {
+		t.Errorf("%d books hold Alice's number, want 19", len(hs))
+	}
+}
