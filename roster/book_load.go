@@ -146,7 +146,9 @@ func migrateBooks(ctx context.Context, tx *sql.Tx) error {
 		WHERE type = 'table' AND name = 'roster_book'`).Scan(&n); err != nil || n == 0 {
 		return err
 	}
-	fail := func(err error) error { return fmt.Errorf("moving address books to one row each: %w", err) }
+	fail := func(err error) error {
+		return fmt.Errorf("moving address books to one row each: %w", err)
+	}
 	rows, err := tx.QueryContext(ctx, `SELECT owner, number, name FROM roster_book ORDER BY owner`)
 	if err != nil {
 		return fail(err)

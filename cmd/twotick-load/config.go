@@ -39,9 +39,13 @@ type config struct {
 	drain    time.Duration // chat, offline: how long to wait for stragglers
 	users    int           // offline: recipients
 	messages int           // offline: messages per recipient
-	uploads  int           // contacts
-	bookSize int           // contacts: numbers per upload
-	apiHost  string        // contacts: the Quicksy API component
+	uploads    int     // contacts: uploads, each by its own account
+	bookSize   int     // contacts: numbers per upload
+	population int     // contacts: registered accounts from --user-start
+	matchShare float64 // contacts: share of each book that is registered
+	unreg      int     // contacts: unregistered numbers to draw from, after the population
+	seed       int64   // contacts: makes the books
+	apiHost    string  // contacts: the Quicksy API component
 }
 
 func parseFlags(args []string) (*config, error) {
@@ -81,8 +85,16 @@ func parseFlags(args []string) (*config, error) {
 		"chat, offline: longest wait for outstanding messages")
 	fs.IntVar(&c.users, "users", 10, "offline: recipients (each has its own sender)")
 	fs.IntVar(&c.messages, "messages", 10, "offline: messages per recipient")
-	fs.IntVar(&c.uploads, "uploads", 100, "contacts: uploads in total")
+	fs.IntVar(&c.uploads, "uploads", 100,
+		"contacts: uploads in total, each by its own account (the first N of the population)")
 	fs.IntVar(&c.bookSize, "book-size", 1000, "contacts: numbers per upload")
+	fs.IntVar(&c.population, "population", 0,
+		"contacts: registered accounts, numbered from --user-start (default: --uploads)")
+	fs.Float64Var(&c.matchShare, "match-share", 0.07,
+		"contacts: share of each book's numbers that are registered accounts")
+	fs.IntVar(&c.unreg, "unregistered", 1000000, "contacts: unregistered numbers the "+
+		"books draw the rest from: account numbers after the population")
+	fs.Int64Var(&c.seed, "seed", 1, "contacts: seed of the books (the same seed, the same books)")
 	fs.StringVar(&c.apiHost, "api-host", "", "contacts: Quicksy API address (default api.DOMAIN)")
 	if err := fs.Parse(args); err != nil {
 		if err == flag.ErrHelp {
@@ -93,6 +105,9 @@ func parseFlags(args []string) (*config, error) {
 	}
 	if *verbose {
 		c.logLevel = slog.LevelDebug
+	}
+	if c.population == 0 {
+		c.population = c.uploads
 	}
 	if c.apiHost == "" {
 		c.apiHost = "api." + c.domain
@@ -118,6 +133,11 @@ func (c *config) validate() error {
 		return fmt.Errorf("--pairs, --users, --messages, --uploads and --book-size must be at least 1")
 	case c.rate <= 0 || c.duration <= 0:
 		return fmt.Errorf("--rate and --duration must be positive")
+	case c.population < c.uploads || c.unreg < 1 || c.matchShare < 0 || c.matchShare > 1:
+		return fmt.Errorf("--population must cover --uploads, --unregistered be positive " +
+			"and --match-share within 0..1")
+	case c.scenario == "contacts" && c.uploads > maxUploaders:
+		return fmt.Errorf("--uploads %d: at most %d, one session each", c.uploads, maxUploaders)
 	case c.concurrency < 1 || c.sources < 1:
 		return fmt.Errorf("--concurrency and --sources must be at least 1")
 	case c.mech != "" && c.mech != "SCRAM-SHA-1" && c.mech != "SCRAM-SHA-256":

@@ -100,6 +100,8 @@ func (r *result) appendJSON(path string) error {
 			"addr": c.addr, "tls": c.tls, "sessions": c.sessions, "pairs": c.pairs, "rate": c.rate,
 			"duration_s": c.duration.Seconds(), "users": c.users, "messages": c.messages,
 			"uploads": c.uploads, "book_size": c.bookSize, "connect_rate": c.connectRate,
+			"population": c.population, "match_share": c.matchShare,
+			"concurrency": c.concurrency,
 		},
 		"metrics": ms,
 	}

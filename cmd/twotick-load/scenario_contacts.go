@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"strconv"
 	"strings"
 	"sync"
@@ -12,89 +13,162 @@ import (
 
 // nsPhoneBook is the Quicksy address-book synchronisation protocol that
 // twotick's api.DOMAIN component answers (DESIGN.md, "Rosters from address
-// books"). Prosody and ejabberd do not implement it, so this scenario fails
-// against them with an IQ error, as expected.
+// books"). Prosody and ejabberd do not implement it, so compare.sh runs
+// this scenario against twotick only.
 const nsPhoneBook = "im.quicksy.synchronization:0"
 
 // uploadTimeout bounds the wait for one upload's answer.
 const uploadTimeout = 10 * time.Second
 
-// runContacts has up to cfg.concurrency sessions upload address books of
-// cfg.bookSize numbers, back to back, until cfg.uploads have been answered.
-// Half of each book are numbers of accounts made with --user-format, the
-// rest numbers nobody registered, so that both matching paths are timed.
+// maxUploaders bounds the sessions the scenario holds: one per upload, all
+// logged in before the first upload, under the 20,000 open files a process
+// may have here.
+const maxUploaders = 18000
+
+// runContacts uploads cfg.uploads address books, each from its own account
+// (account k of the population uploads book k), so that every upload is a
+// new book, as when users install the app: up to cfg.concurrency uploads
+// are in flight at once. All uploaders log in first; only the uploads are
+// timed. Each book holds cfg.bookSize distinct numbers: a cfg.matchShare
+// share of accounts of the population, the rest numbers after it that
+// nobody registered (see bookNumbers).
 func runContacts(ctx context.Context, e *env, res *result) error {
-	workers := min(e.cfg.concurrency, e.cfg.uploads)
-	ss, failed, err := loginAll(ctx, e, span(0, workers),
+	n := e.cfg.uploads
+	ss, failed, err := loginAll(ctx, e, span(0, n),
 		func(int) handlers { return handlers{} }, false, nil)
 	defer func() { closeAll(ss, false) }()
 	if failed > 0 {
-		return fmt.Errorf("%d of %d uploaders could not log in: %w", failed, workers, err)
+		return fmt.Errorf("%d of %d uploaders could not log in: %w", failed, n, err)
 	}
 
-	answers := make([]chan *elem, workers)
+	answers := make([]chan *elem, n)
 	for i, s := range ss {
 		answers[i] = make(chan *elem, 1)
 		s.replaceHandlers(handlers{stanza: func(_ *session, m *elem) {
 			if m.name == "iq" && strings.HasPrefix(m.attr("id"), "book") {
-				answers[i] <- m
+				select {
+				case answers[i] <- m:
+				default: // a late duplicate; the upload already failed
+				}
 			}
 		}})
 	}
+	// The books are built before the clock starts, so that the generator's
+	// own work does not count in the server's latency.
+	stanzas := make([]string, n)
+	want := make([]int, n)
+	for k := range stanzas {
+		stanzas[k], want[k] = bookStanza(e, k)
+	}
 
 	lat := &histogram{}
-	var next, bad atomic.Int64
+	var next, bad, matched, short atomic.Int64
 	var firstErr atomic.Value
 	var wg sync.WaitGroup
 	t0 := time.Now()
-	for i, s := range ss {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+	for range min(e.cfg.concurrency, n) {
+		wg.Go(func() {
 			for {
 				k := int(next.Add(1) - 1)
-				if k >= e.cfg.uploads || ctx.Err() != nil {
+				if k >= n || ctx.Err() != nil {
 					return
 				}
-				if err := upload(ctx, e, s, answers[i], k, lat); err != nil {
+				got, err := upload(ctx, ss[k], answers[k], k, stanzas[k], lat)
+				if err != nil {
 					bad.Add(1)
 					firstErr.CompareAndSwap(nil, err)
+					continue
+				}
+				matched.Add(int64(got))
+				if got != want[k] {
+					short.Add(1)
+					firstErr.CompareAndSwap(nil, fmt.Errorf(
+						"upload %d: %d numbers matched, want %d", k, got, want[k]))
 				}
 			}
-		}()
+		})
 	}
 	wg.Wait()
 	elapsed := time.Since(t0)
 	good := int(lat.count())
 	res.add("uploads_ok", float64(good), "")
 	res.add("uploads_failed", float64(bad.Load()), "")
+	res.add("uploads_mismatched", float64(short.Load()), "")
 	res.add("book_size", float64(e.cfg.bookSize), "")
+	res.add("population", float64(e.cfg.population), "")
+	res.add("concurrency", float64(min(e.cfg.concurrency, n)), "")
+	if good > 0 {
+		res.add("matches_per_upload", float64(matched.Load())/float64(good), "")
+	}
 	res.add("uploads_per_s", float64(good)/elapsed.Seconds(), "/s")
 	res.addLatency("upload", lat)
 	if err, ok := firstErr.Load().(error); ok {
-		return fmt.Errorf("%d of %d uploads failed, first: %w", bad.Load(), e.cfg.uploads, err)
+		return fmt.Errorf("%d of %d uploads failed and %d matched wrongly, first: %w",
+			bad.Load(), n, short.Load(), err)
 	}
 	return ctx.Err()
 }
 
-// upload sends address book k and waits for its answer.
-func upload(ctx context.Context, e *env, s *session, answer <-chan *elem, k int,
-	lat *histogram) error {
-	var b strings.Builder
-	id := "book" + strconv.Itoa(k)
-	b.WriteString("<iq type='get' id='" + id + "' to='" + e.cfg.apiHost +
-		"'><phone-book xmlns='" + nsPhoneBook + "'>")
-	for j := 0; j < e.cfg.bookSize; j++ {
-		num := e.user((k*7919 + j) % (e.cfg.bookSize * 10))
-		if j%2 == 1 {
-			num = "+1202" + strconv.Itoa(5000000+(k*1000+j)%1000000) // unregistered
+// bookNumbers returns the population indexes of book k: round(share ×
+// size) distinct accounts of the population other than the uploader k, and
+// the rest distinct indexes of the cfg.unreg numbers that follow the
+// population, which nobody registered. With --user-format '+1202%07d' all
+// are numbers of the uploader's own area, as in a real address book. The
+// same seed and k give the same book.
+func bookNumbers(c *config, k int) (registered, unregistered []int) {
+	r := rand.New(rand.NewPCG(uint64(c.seed), uint64(k)))
+	m := int(float64(c.bookSize)*c.matchShare + 0.5)
+	m = min(m, c.population-1)
+	seen := map[int]bool{k: true}
+	for len(registered) < m {
+		i := r.IntN(c.population)
+		if !seen[i] {
+			seen[i] = true
+			registered = append(registered, i)
 		}
-		b.WriteString("<entry number='" + xmlEscape(num) + "'/>")
+	}
+	rest := min(c.bookSize-m, c.unreg)
+	for len(unregistered) < rest {
+		i := c.population + r.IntN(c.unreg)
+		if !seen[i] {
+			seen[i] = true
+			unregistered = append(unregistered, i)
+		}
+	}
+	return registered, unregistered
+}
+
+// bookStanza returns the upload of book k and how many of its numbers are
+// accounts. Registered and unregistered numbers are interleaved.
+func bookStanza(e *env, k int) (string, int) {
+	reg, unreg := bookNumbers(e.cfg, k)
+	var b strings.Builder
+	b.Grow(64 + 40*(len(reg)+len(unreg)))
+	b.WriteString("<iq type='get' id='book" + strconv.Itoa(k) + "' to='" + e.cfg.apiHost +
+		"'><phone-book xmlns='" + nsPhoneBook + "'>")
+	entry := func(i int) {
+		b.WriteString("<entry number='" + xmlEscape(e.user(i)) + "'/>")
+	}
+	for j := 0; j < len(reg) || j < len(unreg); j++ {
+		if j < len(reg) {
+			entry(reg[j])
+		}
+		if j < len(unreg) {
+			entry(unreg[j])
+		}
 	}
 	b.WriteString("</phone-book></iq>")
+	return b.String(), len(reg)
+}
+
+// upload sends book k and waits for its answer; it returns the number of
+// matches the answer lists.
+func upload(ctx context.Context, s *session, answer <-chan *elem, k int, stanza string,
+	lat *histogram) (int, error) {
+	id := "book" + strconv.Itoa(k)
 	t0 := time.Now()
-	if _, err := s.sendStanza(b.String(), false); err != nil {
-		return err
+	if _, err := s.sendStanza(stanza, false); err != nil {
+		return 0, err
 	}
 	timer := time.NewTimer(uploadTimeout)
 	defer timer.Stop()
@@ -105,14 +179,22 @@ func upload(ctx context.Context, e *env, s *session, answer <-chan *elem, k int,
 				continue // a late answer to an upload that timed out
 			}
 			if m.attr("type") != "result" {
-				return fmt.Errorf("upload refused: %s", describe(m, nil))
+				return 0, fmt.Errorf("upload refused: %s", describe(m, nil))
 			}
 			lat.record(time.Since(t0))
-			return nil
+			got := 0
+			if pb := m.child("phone-book"); pb != nil {
+				for _, c := range pb.children {
+					if c.name == "entry" {
+						got++
+					}
+				}
+			}
+			return got, nil
 		case <-timer.C:
-			return fmt.Errorf("no answer to upload %d within %v", k, uploadTimeout)
+			return 0, fmt.Errorf("no answer to upload %d within %v", k, uploadTimeout)
 		case <-ctx.Done():
-			return ctx.Err()
+			return 0, ctx.Err()
 		}
 	}
 }

@@ -40,7 +40,8 @@ func TestSmoke(t *testing.T) {
 		{"chat", []string{"--scenario", "chat", "--pairs", "5", "--rate", "50", "--duration", "2s"}},
 		{"offline", []string{"--scenario", "offline", "--users", "5", "--messages", "10"}},
 		{"contacts", []string{"--scenario", "contacts", "--uploads", "5", "--concurrency", "2",
-			"--book-size", "50"}},
+			"--book-size", "50", "--population", "30", "--match-share", "0.2",
+			"--unregistered", "1000"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg, err := parseFlags(append(append([]string{}, base...), tc.args...))
@@ -52,10 +53,6 @@ func TestSmoke(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), cfg.maxDuration)
 			defer cancel()
 			res, err := run(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-			if tc.name == "contacts" && err != nil {
-				// TODO: make this a failure once issue 6 (contact upload) lands.
-				t.Skipf("contacts scenario fails until the server answers phone-book uploads: %v", err)
-			}
 			if err != nil {
 				t.Fatalf("%s scenario: %v", tc.name, err)
 			}
@@ -64,7 +61,8 @@ func TestSmoke(t *testing.T) {
 			}
 			for _, m := range res.metrics {
 				if (m.name == "undelivered_in_drain" || m.name == "duplicated" || m.name == "kept_after_ack" ||
-					m.name == "logins_failed") && m.value != 0 {
+					m.name == "logins_failed" || m.name == "uploads_failed" ||
+					m.name == "uploads_mismatched") && m.value != 0 {
 					t.Errorf("%s = %v, want 0", m.name, m.value)
 				}
 			}
