@@ -31,21 +31,21 @@ type config struct {
 	plotPath    string
 	logLevel    slog.Level
 
-	sessions []int         // idle: checkpoints, ascending
-	settle   time.Duration // idle: wait before reading memory
-	pairs    int           // chat
-	rate     float64       // chat: offered messages per second over all pairs
-	duration time.Duration // chat
-	drain    time.Duration // chat, offline: how long to wait for stragglers
-	users    int           // offline: recipients
-	messages int           // offline: messages per recipient
-	uploads    int     // contacts: uploads, each by its own account
-	bookSize   int     // contacts: numbers per upload
-	population int     // contacts: registered accounts from --user-start
-	matchShare float64 // contacts: share of each book that is registered
-	unreg      int     // contacts: unregistered numbers to draw from, after the population
-	seed       int64   // contacts: makes the books
-	apiHost    string  // contacts: the Quicksy API component
+	sessions   []int         // idle: checkpoints, ascending
+	settle     time.Duration // idle: wait before reading memory
+	pairs      int           // chat
+	rate       float64       // chat: offered messages per second over all pairs
+	duration   time.Duration // chat
+	drain      time.Duration // chat, offline: how long to wait for stragglers
+	users      int           // offline: recipients
+	messages   int           // offline: messages per recipient
+	uploads    int           // contacts: uploads, each by its own account
+	bookSize   int           // contacts: numbers per upload
+	population int           // contacts: registered accounts from --user-start
+	matchShare float64       // contacts: share of each book that is registered
+	unreg      int           // contacts: unregistered numbers to draw from, after the population
+	seed       int64         // contacts: makes the books
+	apiHost    string        // contacts: the Quicksy API component
 }
 
 func parseFlags(args []string) (*config, error) {
