@@ -310,29 +310,3 @@ func allowedRune(r rune) bool {
 		(r >= 0x20 && r <= 0xD7FF) || (r >= 0xE000 && r <= 0xFFFD) ||
 		(r >= 0x10000 && r <= 0x10FFFF)
 }
-
-// namesValid reports whether the local parts of an element's name and of
-// its attributes' names are NCNames as XML Namespaces § 3 requires.
-// encoding/xml checks a name as a whole, so that it accepts "p:0", whose
-// local part "0" would be written back as the ill-formed <0/>.
-func namesValid(t xml.StartElement) bool {
-	if !ncName(t.Name.Local) {
-		return false
-	}
-	for _, a := range t.Attr {
-		if !ncName(a.Name.Local) {
-			return false
-		}
-	}
-	return true
-}
-
-// ncName approximates the NCName production the way encoding/xml reads
-// names: a letter, '_' or a non-ASCII character first, and no ':'.
-func ncName(s string) bool {
-	if s == "" || strings.Contains(s, ":") {
-		return false
-	}
-	c := s[0]
-	return c == '_' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || c >= utf8.RuneSelf
-}
