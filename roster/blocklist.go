@@ -94,6 +94,15 @@ func (b *Blocklist) Blocks(ctx context.Context, owner string, forms ...string) (
 	return false, nil
 }
 
+// KnownEmpty reports whether the owner's list is cached and empty: the
+// common case, answered without a context, a query or the JID's forms.
+func (b *Blocklist) KnownEmpty(owner string) bool {
+	b.mu.Lock()
+	set, ok := b.cache[owner]
+	b.mu.Unlock()
+	return ok && len(set) == 0
+}
+
 // set returns the owner's blocked JIDs from the cache, or loads them. The
 // map must not be modified.
 func (b *Blocklist) set(ctx context.Context, owner string) (map[string]struct{}, error) {

@@ -194,3 +194,28 @@ func TestBlocklistDeleteOwner(t *testing.T) {
 		t.Fatalf("Blocks(alice, bob) = %v, %v after the deletion", ok, err)
 	}
 }
+
+// TestBlocklistKnownEmpty: the fast path says "empty" only for a list that
+// was read and is empty, never for one not read yet or one with entries.
+func TestBlocklistKnownEmpty(t *testing.T) {
+	ctx := context.Background()
+	b := openTestBlocklist(t, 0)
+	if b.KnownEmpty(alice) {
+		t.Fatal("KnownEmpty before the list was read")
+	}
+	if blocked, err := b.Blocks(ctx, alice, bob); err != nil || blocked {
+		t.Fatalf("Blocks = %v, %v", blocked, err)
+	}
+	if !b.KnownEmpty(alice) {
+		t.Fatal("an empty list that was read is not KnownEmpty")
+	}
+	if _, err := b.Block(ctx, alice, []string{bob}); err != nil {
+		t.Fatal(err)
+	}
+	if b.KnownEmpty(alice) {
+		t.Fatal("KnownEmpty after a block")
+	}
+	if blocked, err := b.Blocks(ctx, alice, bob); err != nil || !blocked {
+		t.Fatalf("after the block Blocks = %v, %v", blocked, err)
+	}
+}

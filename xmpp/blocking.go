@@ -40,7 +40,8 @@ func blockForms(j jid.JID) []string {
 // list cannot be read the stanza passes: refusing everything while the
 // database is failing would look like every contact blocking the user.
 func (srv *Server) blocks(owner string, j jid.JID) bool {
-	if owner == j.Bare().String() || srv.deps.Blocklist == nil {
+	if srv.deps.Blocklist == nil || srv.deps.Blocklist.KnownEmpty(owner) ||
+		owner == j.Bare().String() {
 		return false
 	}
 	ctx, cancel := storeCtx()
