@@ -231,7 +231,9 @@ func (srv *Server) anyCarbons(bare string, targets []*Session) bool {
 
 // payloadSender returns the bare JID in a serialised message's from
 // attribute, or "". The server wrote the payload itself, with from as a
-// single-quoted attribute of the outer element.
+// single-quoted attribute of the outer element holding a JID it had
+// already parsed; a bare JID's parts cannot hold the characters XML
+// escapes, so the text before any '/' is the bare JID as it is.
 func payloadSender(payload []byte) string {
 	end := bytes.IndexByte(payload, '>')
 	if end < 0 {
@@ -246,11 +248,10 @@ func payloadSender(payload []byte) string {
 	if j := bytes.IndexByte(v, '\''); j >= 0 {
 		v = v[:j]
 	}
-	j, err := jid.Parse(string(v))
-	if err != nil {
-		return ""
+	if j := bytes.IndexByte(v, '/'); j >= 0 {
+		v = v[:j]
 	}
-	return j.Bare().String()
+	return string(v)
 }
 
 // setClientNS puts elements that a serialisation without xmlns left in no

@@ -63,6 +63,7 @@ type Server struct {
 	log    *slog.Logger
 	deps   Deps
 	router *router
+	jids   jidCache // parsed 'to' addresses of stanzas
 	sm     *smRegistry
 	comps  componentRegistry
 	push   *pushService

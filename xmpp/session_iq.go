@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"strings"
 
-	"mellium.im/xmpp/jid"
-
 	"github.com/twotick/twotick/xmpp/register"
 	"github.com/twotick/twotick/xmpp/wire"
 )
@@ -133,7 +131,7 @@ func (s *Session) handleIQ(iq *wire.Element) error {
 		}
 		return nil
 	}
-	tj, err := jid.Parse(to)
+	tj, err := s.srv.jids.parse(to)
 	if err != nil {
 		s.reply(iqError(iq, "modify", "jid-malformed", ""))
 		return nil

@@ -80,7 +80,7 @@ func (s *Session) handleMessage(msg *wire.Element) (queued bool, err error) {
 		to = s.bare
 		msg.Set("to", to)
 	}
-	tj, err := jid.Parse(to)
+	tj, err := s.srv.jids.parse(to)
 	if err != nil {
 		s.reply(stanzaError(msg, "modify", "jid-malformed", ""))
 		return false, nil

@@ -47,7 +47,7 @@ func (s *Session) handlePresence(p *wire.Element) error {
 		s.broadcast(p)
 		return nil
 	}
-	tj, err := jid.Parse(to)
+	tj, err := s.srv.jids.parse(to)
 	if err != nil {
 		s.reply(stanzaError(p, "modify", "jid-malformed", ""))
 		return nil
