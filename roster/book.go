@@ -2,6 +2,7 @@ package roster
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha1"
 	"crypto/sha256"
@@ -10,7 +11,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"maps"
 	"slices"
 	"strings"
@@ -124,7 +124,7 @@ type Push struct {
 
 // SyncResult is the outcome of an upload.
 type SyncResult struct {
-	Matches []Match // the book's numbers that are accounts, sorted by number
+	Matches []Match // the book's numbers that are accounts, in numeric order
 	Ver     string  // QuicksyVer of Matches
 	Skipped int     // entries that are not valid numbers; never stored
 	OverCap int     // matches left out of the roster because it was full
@@ -258,11 +258,11 @@ func (b *Book) Sync(ctx context.Context, owner string, entries []Entry) (SyncRes
 	delete(book, ownNum)
 	res.Skipped = skipped
 
-	numbers := make([]string, 0, len(book))
-	for n := range book {
-		numbers = append(numbers, n)
+	sorted := sortBook(book)
+	numbers := make([]string, len(sorted))
+	for i, e := range sorted {
+		numbers[i] = e.number
 	}
-	slices.Sort(numbers)
 	// A Directory that cannot list its numbers is asked here, before the
 	// transaction, to keep the write lock short; an account created
 	// meanwhile is added by Joined, which waits for the lock. The
@@ -276,7 +276,7 @@ func (b *Book) Sync(ctx context.Context, owner string, entries []Entry) (SyncRes
 	if err := b.ensureLoaded(ctx, true); err != nil {
 		return res, fmt.Errorf("matching the book of %s: %w", owner, err)
 	}
-	digest := bookDigest(numbers, book)
+	digest := bookDigest(sorted)
 	// The same book again, the common upload (clients send the whole book
 	// at every start), is answered from a read, without the write lock:
 	// the rosters already follow the stored book (Joined, Left and the
@@ -285,7 +285,7 @@ func (b *Book) Sync(ctx context.Context, owner string, entries []Entry) (SyncRes
 	if same, inBook, err := b.sameBook(ctx, owner, digest); err != nil {
 		return SyncResult{}, fmt.Errorf("storing the book of %s: %w", owner, err)
 	} else if same {
-		if res.Matches, err = b.match(ctx, numbers, registered); err != nil {
+		if res.Matches, err = b.match(ctx, sorted, registered); err != nil {
 			return SyncResult{}, fmt.Errorf("matching the book of %s: %w", owner, err)
 		}
 		res.Ver = QuicksyVer(res.Matches)
@@ -299,7 +299,7 @@ func (b *Book) Sync(ctx context.Context, owner string, entries []Entry) (SyncRes
 		if err := b.loadRegistered(ctx, tx); err != nil {
 			return err
 		}
-		matches, err := b.match(ctx, numbers, registered)
+		matches, err := b.match(ctx, sorted, registered)
 		if err != nil {
 			return err
 		}
@@ -319,7 +319,7 @@ func (b *Book) Sync(ctx context.Context, owner string, entries []Entry) (SyncRes
 		if err := b.charge(ctx, tx, owner, book, old); err != nil {
 			return err
 		}
-		if err := b.storeBook(ctx, tx, owner, digest, book, old); err != nil {
+		if err := b.storeBook(ctx, tx, owner, digest, sorted, old); err != nil {
 			return err
 		}
 		res.Pushes, res.OverCap, err = b.apply(ctx, tx, owner, ownNum, book, old, res.Matches)
@@ -343,16 +343,21 @@ func (b *Book) Sync(ctx context.Context, owner string, entries []Entry) (SyncRes
 	return res, nil
 }
 
-// match returns the matches of a book's sorted numbers: those of
-// registered if the Directory cannot list its numbers, else those in the
-// in-memory set, which must be loaded.
-func (b *Book) match(ctx context.Context, numbers, registered []string) ([]Match, error) {
+// match returns the matches of a sorted book: the numbers in registered
+// if the Directory cannot list its numbers, else those in the in-memory
+// set, which must be loaded. They come in the order of the book; QuicksyVer
+// sorts them its own way.
+func (b *Book) match(ctx context.Context, book []bookEntry, registered []string) ([]Match,
+	error) {
 	var out []Match
 	if _, ok := b.dir.(Lister); !ok {
-		slices.Sort(registered)
-		for _, n := range slices.Compact(registered) {
-			if _, found := slices.BinarySearch(numbers, n); found {
-				out = append(out, Match{Number: n, JID: n + "@" + b.domain})
+		reg := make(map[string]bool, len(registered))
+		for _, n := range registered {
+			reg[n] = true
+		}
+		for _, e := range book {
+			if reg[e.number] {
+				out = append(out, Match{Number: e.number, JID: e.number + "@" + b.domain})
 			}
 		}
 		return out, nil
@@ -362,9 +367,13 @@ func (b *Book) match(ctx context.Context, numbers, registered []string) ([]Match
 	if !b.idx.regLoaded {
 		return nil, errIndexStale
 	}
-	for _, n := range numbers {
-		if k, ok := numKey(n); ok && b.idx.isRegistered(k) {
-			out = append(out, Match{Number: n, JID: n + "@" + b.domain})
+	// Both are sorted: each search starts where the last one ended.
+	reg := b.idx.registered
+	for _, e := range book {
+		i, found := slices.BinarySearch(reg, e.k)
+		reg = reg[i:]
+		if found {
+			out = append(out, Match{Number: e.number, JID: e.number + "@" + b.domain})
 		}
 	}
 	return out, nil
@@ -392,15 +401,36 @@ func (b *Book) sameBook(ctx context.Context, owner string, digest []byte) (bool,
 	return err == nil, n, err
 }
 
-// bookDigest hashes a normalised book: its sorted numbers, each with its
+// bookEntry is one number of a normalised book: numKey(number), the
+// number, and the owner's name for it.
+type bookEntry struct {
+	k            uint64
+	number, name string
+}
+
+// sortBook returns a normalised book's entries in numeric order.
+func sortBook(book map[string]string) []bookEntry {
+	es := make([]bookEntry, 0, len(book))
+	for n, name := range book {
+		if k, ok := numKey(n); ok {
+			es = append(es, bookEntry{k, n, name})
+		}
+	}
+	slices.SortFunc(es, func(a, b bookEntry) int { return cmp.Compare(a.k, b.k) })
+	return es
+}
+
+// bookDigest hashes a sorted book: its numbers in order, each with its
 // name.
-func bookDigest(sorted []string, book map[string]string) []byte {
+func bookDigest(sorted []bookEntry) []byte {
 	h := sha256.New()
-	for _, n := range sorted {
-		io.WriteString(h, n)
-		h.Write([]byte{0x1f})
-		io.WriteString(h, book[n])
-		h.Write([]byte{0x1e})
+	buf := make([]byte, 0, 64)
+	for _, e := range sorted {
+		buf = append(buf[:0], e.number...)
+		buf = append(buf, 0x1f)
+		buf = append(buf, e.name...)
+		buf = append(buf, 0x1e)
+		h.Write(buf)
 	}
 	return h.Sum(nil)
 }
@@ -516,12 +546,18 @@ func (b *Book) usage(ctx context.Context, tx *sql.Tx, owner, today string) (int,
 // that left it in today's quota, so that putting them back today costs
 // nothing.
 func (b *Book) storeBook(ctx context.Context, tx *sql.Tx, owner string, digest []byte,
-	book, old map[string]string) error {
+	book []bookEntry, old map[string]string) error {
 	today, _ := b.day()
 	var gone []string
-	for n := range old {
-		if _, ok := book[n]; !ok {
-			gone = append(gone, n)
+	if len(old) > 0 {
+		in := make(map[string]bool, len(book))
+		for _, e := range book {
+			in[e.number] = true
+		}
+		for n := range old {
+			if !in[n] {
+				gone = append(gone, n)
+			}
 		}
 	}
 	var err error

@@ -122,6 +122,7 @@ func (b *Book) runGroup(ctx context.Context, batch []*groupReq) {
 func (x *bookIndex) stale() {
 	x.mu.Lock()
 	x.booksLoaded, x.regLoaded = false, false
-	x.holders, x.names, x.registered = nil, nil, nil
+	x.holders, x.more, x.free = numTable{}, nil, nil
+	x.names, x.registered = nil, nil
 	x.mu.Unlock()
 }

@@ -55,27 +55,23 @@ const bookFormat = 1
 
 var errBadBook = errors.New("malformed stored address book")
 
-// encodeBook packs a normalised book into the blob stored per owner: the
+// encodeBook packs a sorted book into the blob stored per owner: the
 // format byte, then for each number in ascending order the difference to
 // the previous one and the name, both length-prefixed varints. A book of
 // a thousand numbers without names takes about 4 KB.
-func encodeBook(book map[string]string) []byte {
-	keys := make([]uint64, 0, len(book))
-	for n := range book {
-		if k, ok := numKey(n); ok {
-			keys = append(keys, k)
-		}
+func encodeBook(book []bookEntry) []byte {
+	size := 1
+	for _, e := range book {
+		size += 6 + len(e.name)
 	}
-	slices.Sort(keys)
-	out := make([]byte, 1, 1+len(keys)*6)
+	out := make([]byte, 1, size)
 	out[0] = bookFormat
 	var prev uint64
-	for _, k := range keys {
-		out = binary.AppendUvarint(out, k-prev)
-		prev = k
-		name := book[numString(k)]
-		out = binary.AppendUvarint(out, uint64(len(name)))
-		out = append(out, name...)
+	for _, e := range book {
+		out = binary.AppendUvarint(out, e.k-prev)
+		prev = e.k
+		out = binary.AppendUvarint(out, uint64(len(e.name)))
+		out = append(out, e.name...)
 	}
 	return out
 }
@@ -117,48 +113,112 @@ func bookMap(blob []byte) (map[string]string, error) {
 // bookIndex is the in-memory index described above. Its writers hold the
 // store's write lock as well as mu, so that the index and the tables
 // change in the same order; readers outside that lock take mu only.
+//
+// The table from number to holders (numTable) holds no pointers, so that
+// the garbage collector does not walk a million entries at every cycle:
+// most numbers have one holder, kept in the entry; the others point into
+// more (holderSet).
 type bookIndex struct {
 	mu sync.RWMutex
 
 	booksLoaded bool
-	holders     map[uint64][]uint64  // number -> owners whose book holds it
+	holders     numTable
+	more        [][]uint64           // owner lists of numbers held by several books
+	free        []uint32             // unused slots of more
 	names       map[[2]uint64]string // {owner, number} -> the owner's name for it, if any
 
 	regLoaded  bool
 	registered []uint64 // sorted
 }
 
+// A holders value is one owner or, with manyBit set, the index of the
+// owners' list in bookIndex.more. Owners are numKeys, below 10^15.
+const manyBit = 1 << 63
+
 func (x *bookIndex) resetBooks() {
-	x.holders = map[uint64][]uint64{}
+	x.holders = numTable{}
+	x.more, x.free = nil, nil
 	x.names = map[[2]uint64]string{}
 }
 
 // add records that owner's book holds number k under name. Lock: mu held.
 func (x *bookIndex) add(owner, k uint64, name string) {
-	hs := x.holders[k]
-	if !slices.Contains(hs, owner) {
-		x.holders[k] = append(hs, owner)
-	}
 	if name != "" {
 		x.names[[2]uint64{owner, k}] = name
-	} else {
+	} else if len(x.names) > 0 {
 		delete(x.names, [2]uint64{owner, k})
 	}
+	v, added := x.holders.ref(k)
+	switch {
+	case added:
+		*v = owner
+	case *v&manyBit == 0:
+		if *v != owner {
+			*v = manyBit | x.alloc([]uint64{*v, owner})
+		}
+	default:
+		i := *v &^ manyBit
+		if l := x.more[i]; !slices.Contains(l, owner) {
+			x.more[i] = append(l, owner)
+		}
+	}
+}
+
+// alloc stores an owner list in more and returns its index.
+func (x *bookIndex) alloc(l []uint64) uint64 {
+	if n := len(x.free); n > 0 {
+		i := x.free[n-1]
+		x.free = x.free[:n-1]
+		x.more[i] = l
+		return uint64(i)
+	}
+	x.more = append(x.more, l)
+	return uint64(len(x.more) - 1)
 }
 
 // remove records that owner's book no longer holds k. Lock: mu held.
 func (x *bookIndex) remove(owner, k uint64) {
-	hs := x.holders[k]
-	if i := slices.Index(hs, owner); i >= 0 {
-		hs[i] = hs[len(hs)-1]
-		hs = hs[:len(hs)-1]
+	if len(x.names) > 0 {
+		delete(x.names, [2]uint64{owner, k})
 	}
-	if len(hs) == 0 {
-		delete(x.holders, k)
-	} else {
-		x.holders[k] = hs
+	v, ok := x.holders.get(k)
+	switch {
+	case !ok:
+	case v&manyBit == 0:
+		if v == owner {
+			x.holders.del(k)
+		}
+	default:
+		li := v &^ manyBit
+		l := x.more[li]
+		i := slices.Index(l, owner)
+		if i < 0 {
+			return
+		}
+		l[i] = l[len(l)-1]
+		l = l[:len(l)-1]
+		if len(l) > 1 {
+			x.more[li] = l
+			return
+		}
+		x.more[li] = nil
+		x.free = append(x.free, uint32(li))
+		p, _ := x.holders.ref(k)
+		*p = l[0]
 	}
-	delete(x.names, [2]uint64{owner, k})
+}
+
+// ownersOf returns the owners whose book holds k, in any order. Lock: mu
+// held for reading.
+func (x *bookIndex) ownersOf(k uint64) []uint64 {
+	v, ok := x.holders.get(k)
+	switch {
+	case !ok:
+		return nil
+	case v&manyBit == 0:
+		return []uint64{v}
+	}
+	return slices.Clone(x.more[v&^manyBit])
 }
 
 // replace changes owner's entries from book old to book new (number to
@@ -190,7 +250,7 @@ func (x *bookIndex) holdersOf(number, domain string) []holder {
 	}
 	x.mu.RLock()
 	defer x.mu.RUnlock()
-	owners := slices.Clone(x.holders[k])
+	owners := x.ownersOf(k)
 	slices.Sort(owners)
 	hs := make([]holder, len(owners))
 	for i, o := range owners {
@@ -207,7 +267,8 @@ func (x *bookIndex) held(number string) bool {
 	}
 	x.mu.RLock()
 	defer x.mu.RUnlock()
-	return len(x.holders[k]) > 0
+	_, ok = x.holders.get(k)
+	return ok
 }
 
 // isRegistered reports whether k is in the registered set. Lock: mu held

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
 	"sync"
 	"testing"
 )
@@ -29,7 +30,7 @@ func TestBookCodec(t *testing.T) {
 		{"+12025550101": "Anna", "+49301234567": "Bob, Berlin", "+999999999999999": "x"},
 	} {
 		t.Run(fmt.Sprint(len(book)), func(t *testing.T) {
-			got, err := bookMap(encodeBook(book))
+			got, err := bookMap(encodeBook(sortBook(book)))
 			if err != nil || !maps.Equal(got, book) {
 				t.Errorf("round trip of %v: %v, %v", book, got, err)
 			}
@@ -201,5 +202,48 @@ func TestGroupedUploads(t *testing.T) {
 	}
 	if hs := b.idx.holdersOf(aliceNum, "localhost"); len(hs) != 19 {
 		t.Errorf("%d books hold Alice's number, want 19", len(hs))
+	}
+}
+
+// TestIndexHolders adds and removes holders of one number through the
+// one-holder entry and the shared lists, and checks that a freed list is
+// reused.
+func TestIndexHolders(t *testing.T) {
+	var x bookIndex
+	x.resetBooks()
+	owners := func(k uint64) []uint64 {
+		o := x.ownersOf(k)
+		slices.Sort(o)
+		return o
+	}
+	steps := []struct {
+		add    bool
+		owner  uint64
+		number uint64
+		want   []uint64
+	}{
+		{true, 1, 100, []uint64{1}},
+		{true, 1, 100, []uint64{1}},
+		{true, 2, 100, []uint64{1, 2}},
+		{true, 3, 100, []uint64{1, 2, 3}},
+		{false, 1, 100, []uint64{2, 3}},
+		{false, 3, 100, []uint64{2}},
+		{true, 4, 200, []uint64{4}},
+		{true, 5, 200, []uint64{4, 5}},
+		{false, 2, 100, nil},
+		{false, 9, 200, []uint64{4, 5}},
+	}
+	for i, st := range steps {
+		if st.add {
+			x.add(st.owner, st.number, "")
+		} else {
+			x.remove(st.owner, st.number)
+		}
+		if got := owners(st.number); !slices.Equal(got, st.want) {
+			t.Fatalf("step %d: holders of %d = %v, want %v", i, st.number, got, st.want)
+		}
+	}
+	if len(x.more) != 1 || x.holders.len() != 1 {
+		t.Errorf("freed list not reused: %d lists, %d numbers", len(x.more), x.holders.len())
 	}
 }

@@ -253,13 +253,13 @@ func (srv *Server) uploadBook(ctx context.Context, owner string,
 // for the first time, so that the answer normally comes at exactly one
 // quantum. Measured on the 2-core test machine with SQLite
 // (docs/contacts.md, "Performance"): a first upload of 1,000 numbers that
-// all match takes about 15 ms, one that matches none about 5 ms, the same
-// book again about 2 ms; hence 10 ms and 30 µs an entry, 40 ms for 1,000.
+// all match takes about 7 ms, one where 7% match about 2 ms, the same book
+// again about 1 ms; hence 2 ms and 10 µs an entry, 12 ms for 1,000.
 //
 // TODO: the wait holds the uploader's session (its other stanzas queue
 // behind it); running uploads on a goroutine of their own would free it.
 func uploadQuantum(n int) time.Duration {
-	return 10*time.Millisecond + time.Duration(n)*30*time.Microsecond
+	return 2*time.Millisecond + time.Duration(n)*10*time.Microsecond
 }
 
 // padUntil waits until the next whole multiple of quantum after start. Work

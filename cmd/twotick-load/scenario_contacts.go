@@ -65,6 +65,7 @@ func runContacts(ctx context.Context, e *env, res *result) error {
 	var next, bad, matched, short atomic.Int64
 	var firstErr atomic.Value
 	var wg sync.WaitGroup
+	cpu0, _ := e.serverCPU()
 	t0 := time.Now()
 	for range min(e.cfg.concurrency, n) {
 		wg.Go(func() {
@@ -90,6 +91,7 @@ func runContacts(ctx context.Context, e *env, res *result) error {
 	}
 	wg.Wait()
 	elapsed := time.Since(t0)
+	cpu1, cpuErr := e.serverCPU()
 	good := int(lat.count())
 	res.add("uploads_ok", float64(good), "")
 	res.add("uploads_failed", float64(bad.Load()), "")
@@ -101,6 +103,10 @@ func runContacts(ctx context.Context, e *env, res *result) error {
 		res.add("matches_per_upload", float64(matched.Load())/float64(good), "")
 	}
 	res.add("uploads_per_s", float64(good)/elapsed.Seconds(), "/s")
+	if e.cfg.serverPID > 0 && cpuErr == nil && good > 0 {
+		res.add("server_cpu_ms_per_upload",
+			float64((cpu1-cpu0).Microseconds())/1000/float64(good), "ms")
+	}
 	res.addLatency("upload", lat)
 	if err, ok := firstErr.Load().(error); ok {
 		return fmt.Errorf("%d of %d uploads failed and %d matched wrongly, first: %w",
