@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"runtime/debug"
 	"runtime/pprof"
 	"testing"
 )
@@ -77,6 +78,12 @@ func TestIdleBoundMemory(t *testing.T) {
 		"RSS %.1f KiB/session, goroutines +%d",
 		per(settled.heap, before.heap), per(settled.stacks, before.stacks), per(settled.rss, before.rss),
 		settled.goroutines-before.goroutines)
+	// What the server's memory policy (memory.go) leaves once it goes
+	// quiet: the freed heap returned to the OS.
+	debug.FreeOSMemory()
+	released := snapshot(t)
+	t.Logf("after returning free memory to the OS: heap %.1f KiB/session, RSS %.1f KiB/session",
+		per(released.heap, before.heap), per(released.rss, before.rss))
 	if path := os.Getenv("TWOTICK_IDLE_GOROUTINES"); path != "" {
 		f, err := os.Create(path)
 		if err != nil {
