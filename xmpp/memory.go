@@ -13,8 +13,9 @@ package xmpp
 // memoryPolicy decides when one forced collection and release is worth it:
 // the heap has at least minReclaim bytes it could give back beyond what it
 // held after the last release, the allocation rate over the quiet window is
-// low enough that the memory would stay free for at least horizon, and the
-// last release is at least minInterval ago. Under load the rate test fails,
+// low, both in bytes per second and against what a release would free (the
+// memory must stay free for at least horizon), and the last release is at
+// least minInterval ago. Under load the rate test fails,
 // so it never runs while the server is busy; after a release it waits for
 // new growth, so an idle server releases once and not again.
 
@@ -36,6 +37,12 @@ const (
 	// memHorizon: release only if, at the current allocation rate, the
 	// released memory would not be needed again within this time.
 	memHorizon = time.Minute
+	// memMaxQuietRate is the highest allocation rate, in bytes per
+	// second, that counts as quiet however large the heap: about 500
+	// messages per second, or the keepalives of 100,000 idle sessions. On
+	// a large heap the horizon alone would let a release interrupt real
+	// traffic, when it costs most.
+	memMaxQuietRate = 2 << 20
 	// memMinInterval bounds releases to one per interval, whatever the
 	// workload: a forced collection costs CPU in proportion to the live
 	// heap (about 0.1 s per 100 MiB on one core).
@@ -68,6 +75,7 @@ type allocSample struct {
 type memoryPolicy struct {
 	quiet       time.Duration // the window the allocation rate is measured over
 	horizon     time.Duration
+	maxRate     float64 // bytes per second
 	minReclaim  uint64
 	minInterval time.Duration
 
@@ -77,8 +85,8 @@ type memoryPolicy struct {
 }
 
 func newMemoryPolicy(quiet time.Duration) *memoryPolicy {
-	return &memoryPolicy{quiet: quiet, horizon: memHorizon, minReclaim: memMinReclaim,
-		minInterval: memMinInterval}
+	return &memoryPolicy{quiet: quiet, horizon: memHorizon, maxRate: memMaxQuietRate,
+		minReclaim: memMinReclaim, minInterval: memMinInterval}
 }
 
 // observe records s at now and reports whether to release memory now.
@@ -101,7 +109,7 @@ func (p *memoryPolicy) observe(now time.Time, s heapStats) bool {
 	// Busy: at this rate the heap would regrow into what a release frees
 	// within the horizon.
 	rate := float64(s.allocs-base.allocs) / window.Seconds()
-	return rate*p.horizon.Seconds() < float64(s.reclaimable())
+	return rate <= p.maxRate && rate*p.horizon.Seconds() < float64(s.reclaimable())
 }
 
 // released records a release at now that left s.
