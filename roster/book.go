@@ -304,7 +304,7 @@ func (b *Book) Sync(ctx context.Context, owner string, entries []Entry) (SyncRes
 			return err
 		}
 		res.Matches, res.Ver, res.Pushes, res.OverCap = matches, QuicksyVer(matches), nil, 0
-		stored, old, err := storedBook(ctx, tx, owner)
+		stored, old, err := storedBook(ctx, b.queryRow(ctx, tx, selectBook, owner), owner)
 		if err != nil {
 			return err
 		}
@@ -329,7 +329,7 @@ func (b *Book) Sync(ctx context.Context, owner string, entries []Entry) (SyncRes
 		// Last, once every statement has succeeded (see Book.write).
 		ownKey, _ := numKey(ownNum)
 		b.idx.mu.Lock()
-		b.idx.replace(ownKey, old, book)
+		b.idx.replace(ownKey, old, sorted)
 		b.idx.mu.Unlock()
 		return nil
 	})
@@ -416,9 +416,27 @@ func sortBook(book map[string]string) []bookEntry {
 			es = append(es, bookEntry{k, n, name})
 		}
 	}
-	slices.SortFunc(es, func(a, b bookEntry) int { return cmp.Compare(a.k, b.k) })
-	return es
+	if len(es) > 1<<sortShift {
+		slices.SortFunc(es, func(a, b bookEntry) int { return cmp.Compare(a.k, b.k) })
+		return es
+	}
+	// Sorting plain integers, each a number with its index in its low
+	// bits (numbers stay below 2^50), is several times faster than
+	// sorting the entries with a comparison function.
+	packed := make([]uint64, len(es))
+	for i, e := range es {
+		packed[i] = e.k<<sortShift | uint64(i)
+	}
+	slices.Sort(packed)
+	out := make([]bookEntry, len(es))
+	for i, p := range packed {
+		out[i] = es[p&(1<<sortShift-1)]
+	}
+	return out
 }
+
+// sortShift is the bits of an index in sortBook's packed integers.
+const sortShift = 14
 
 // bookDigest hashes a sorted book: its numbers in order, each with its
 // name.
@@ -435,13 +453,15 @@ func bookDigest(sorted []bookEntry) []byte {
 	return h.Sum(nil)
 }
 
-// storedBook reads owner's stored book: its digest (nil if none) and
-// number to name.
-func storedBook(ctx context.Context, q querier, owner string) ([]byte, map[string]string,
+// selectBook reads one owner's book, for storedBook.
+const selectBook = `SELECT digest, book FROM roster_books WHERE owner = ?`
+
+// storedBook reads owner's stored book from row (selectBook): its digest
+// (nil if none) and number to name.
+func storedBook(ctx context.Context, row scanner, owner string) ([]byte, map[string]string,
 	error) {
 	var digest, blob []byte
-	err := q.QueryRowContext(ctx, `SELECT digest, book FROM roster_books WHERE owner = ?`,
-		owner).Scan(&digest, &blob)
+	err := row.Scan(&digest, &blob)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, map[string]string{}, nil
 	}
@@ -484,7 +504,7 @@ func (b *Book) charge(ctx context.Context, tx *sql.Tx, owner string,
 	}
 	// The numbers that left the book today are few, usually none: reading
 	// them all is cheaper than looking up each fresh number.
-	back, err := stringSet(ctx, tx, `SELECT number FROM roster_book_quota
+	back, err := b.stringSet(ctx, tx, `SELECT number FROM roster_book_quota
 		WHERE owner = ? AND day = ?`, owner, today)
 	if err != nil {
 		return fmt.Errorf("charging lookups of %s: %w", owner, err)
@@ -501,7 +521,7 @@ func (b *Book) charge(ctx context.Context, tx *sql.Tx, owner string,
 	if used+cost > b.limit {
 		return &LimitError{Owner: owner, New: cost, Left: max(b.limit-used, 0), RetryAt: tomorrow}
 	}
-	_, err = tx.ExecContext(ctx, `INSERT INTO roster_book_usage (owner, day, used) VALUES (?, ?, ?)
+	err = b.exec(ctx, tx, `INSERT INTO roster_book_usage (owner, day, used) VALUES (?, ?, ?)
 		ON CONFLICT (owner) DO UPDATE SET day = excluded.day, used = excluded.used`,
 		owner, today, used+cost)
 	if err != nil {
@@ -515,13 +535,13 @@ func (b *Book) charge(ctx context.Context, tx *sql.Tx, owner string,
 func (b *Book) usage(ctx context.Context, tx *sql.Tx, owner, today string) (int, error) {
 	var day string
 	var used int
-	err := tx.QueryRowContext(ctx, `SELECT day, used FROM roster_book_usage WHERE owner = ?`,
+	err := b.queryRow(ctx, tx, `SELECT day, used FROM roster_book_usage WHERE owner = ?`,
 		owner).Scan(&day, &used)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		// No usage row yet: a database from before the usage table
 		// listed every number looked up today in the quota table.
-		err = tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM roster_book_quota
+		err = b.queryRow(ctx, tx, `SELECT COUNT(*) FROM roster_book_quota
 			WHERE owner = ? AND day = ?`, owner, today).Scan(&used)
 		day = today
 	case err != nil:
@@ -535,7 +555,7 @@ func (b *Book) usage(ctx context.Context, tx *sql.Tx, owner, today string) (int,
 	}
 	// Earlier days no longer count; forgetting them keeps the table to
 	// the numbers that left the book today.
-	if _, err := tx.ExecContext(ctx, `DELETE FROM roster_book_quota
+	if err := b.exec(ctx, tx, `DELETE FROM roster_book_quota
 		WHERE owner = ? AND day <> ?`, owner, today); err != nil {
 		return 0, err
 	}
@@ -562,15 +582,15 @@ func (b *Book) storeBook(ctx context.Context, tx *sql.Tx, owner string, digest [
 	}
 	var err error
 	if len(book) == 0 {
-		_, err = tx.ExecContext(ctx, `DELETE FROM roster_books WHERE owner = ?`, owner)
+		err = b.exec(ctx, tx, `DELETE FROM roster_books WHERE owner = ?`, owner)
 	} else {
-		_, err = tx.ExecContext(ctx, `INSERT INTO roster_books (owner, digest, book)
+		err = b.exec(ctx, tx, `INSERT INTO roster_books (owner, digest, book)
 			VALUES (?, ?, ?) ON CONFLICT (owner) DO UPDATE SET digest = excluded.digest,
 			book = excluded.book`, owner, digest, encodeBook(book))
 	}
 	if err == nil && len(gone) > 0 {
 		js, _ := json.Marshal(gone)
-		_, err = tx.ExecContext(ctx, `INSERT INTO roster_book_quota (owner, day, number)
+		err = b.exec(ctx, tx, `INSERT INTO roster_book_quota (owner, day, number)
 			SELECT ?, ?, value FROM json_each(?) WHERE true ON CONFLICT DO NOTHING`,
 			owner, today, string(js))
 	}
@@ -585,6 +605,21 @@ func stringSet(ctx context.Context, q querier, query string, args ...any) (map[s
 	if err != nil {
 		return nil, err
 	}
+	return scanStrings(rows)
+}
+
+// stringSet is the package's stringSet with a prepared statement (see
+// Book.stmt).
+func (b *Book) stringSet(ctx context.Context, tx *sql.Tx, query string,
+	args ...any) (map[string]bool, error) {
+	rows, err := b.query(ctx, tx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	return scanStrings(rows)
+}
+
+func scanStrings(rows *sql.Rows) (map[string]bool, error) {
 	defer rows.Close()
 	set := map[string]bool{}
 	for rows.Next() {
@@ -731,7 +766,7 @@ func (b *Book) joined(ctx context.Context, number string, log bool) ([]Push, err
 		holders := b.idx.holdersOf(number, b.domain)
 		// The new account's own book is normally empty; if it is not (an
 		// upload raced the registration), mutual pairs form here.
-		_, theirs, err := storedBook(ctx, tx, jid)
+		_, theirs, err := storedBook(ctx, b.queryRow(ctx, tx, selectBook, jid), jid)
 		if err != nil {
 			return err
 		}

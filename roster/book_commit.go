@@ -22,6 +22,13 @@ const maxGroup = 64
 type groupCommit struct {
 	mu    sync.Mutex
 	queue []*groupReq
+
+	// The groups run on one connection of their own, with the
+	// statements of every upload prepared on it once (prepared): parsing
+	// a dozen statements per upload cost more than running them.
+	// Lock: store.writeMu.
+	conn     *sql.Conn
+	prepared map[string]*sql.Stmt
 }
 
 type groupReq struct {
@@ -73,7 +80,7 @@ func (b *Book) runGroup(ctx context.Context, batch []*groupReq) {
 	}
 	// The leader's context starts the transaction; each function uses
 	// its writer's own context for its statements.
-	tx, err := b.store.db.BeginTx(context.WithoutCancel(ctx), nil)
+	tx, err := b.begin(context.WithoutCancel(ctx))
 	if err != nil {
 		fail(fmt.Errorf("starting roster transaction: %w", err))
 		return
@@ -88,18 +95,20 @@ func (b *Book) runGroup(ctx context.Context, batch []*groupReq) {
 		}
 	} else {
 		for i, r := range batch {
-			if _, err := tx.Exec(`SAVEPOINT book_write`); err != nil {
+			if err := b.exec(ctx, tx, `SAVEPOINT book_write`); err != nil {
 				tx.Rollback()
 				b.idx.stale()
 				fail(fmt.Errorf("starting roster savepoint: %w", err))
 				return
 			}
 			errs[i] = r.fn(tx)
-			q := `RELEASE book_write`
-			if errs[i] != nil {
-				q = `ROLLBACK TO book_write; RELEASE book_write`
+			var err error
+			if errs[i] == nil {
+				err = b.exec(ctx, tx, `RELEASE book_write`)
+			} else {
+				_, err = tx.Exec(`ROLLBACK TO book_write; RELEASE book_write`)
 			}
-			if _, err := tx.Exec(q); err != nil {
+			if err != nil {
 				tx.Rollback()
 				b.idx.stale()
 				fail(fmt.Errorf("ending roster savepoint: %w", err))
@@ -125,4 +134,79 @@ func (x *bookIndex) stale() {
 	x.holders, x.more, x.free = numTable{}, nil, nil
 	x.names, x.registered = nil, nil
 	x.mu.Unlock()
+}
+
+// begin starts a transaction on the groups' connection, opening it (again,
+// after a failure) if needed. Lock: store.writeMu.
+func (b *Book) begin(ctx context.Context) (*sql.Tx, error) {
+	g := &b.group
+	if g.conn != nil {
+		tx, err := g.conn.BeginTx(ctx, nil)
+		if err == nil {
+			return tx, nil
+		}
+		g.conn.Close()
+		g.conn, g.prepared = nil, nil
+	}
+	conn, err := b.store.db.Conn(ctx)
+	if err != nil {
+		return nil, err
+	}
+	tx, err := conn.BeginTx(ctx, nil)
+	if err != nil {
+		conn.Close()
+		return nil, err
+	}
+	g.conn, g.prepared = conn, map[string]*sql.Stmt{}
+	return tx, nil
+}
+
+// stmt returns query prepared on the groups' connection, for tx, which
+// must run on it (a function run by Book.write). Lock: store.writeMu.
+func (b *Book) stmt(ctx context.Context, tx *sql.Tx, query string) (*sql.Stmt, error) {
+	g := &b.group
+	st, ok := g.prepared[query]
+	if !ok {
+		var err error
+		if st, err = g.conn.PrepareContext(ctx, query); err != nil {
+			return nil, err
+		}
+		g.prepared[query] = st
+	}
+	return tx.StmtContext(ctx, st), nil
+}
+
+// exec runs a prepared statement in tx (see stmt).
+func (b *Book) exec(ctx context.Context, tx *sql.Tx, query string, args ...any) error {
+	st, err := b.stmt(ctx, tx, query)
+	if err == nil {
+		_, err = st.ExecContext(ctx, args...)
+	}
+	return err
+}
+
+// query runs a prepared query in tx (see stmt).
+func (b *Book) query(ctx context.Context, tx *sql.Tx, query string, args ...any) (*sql.Rows,
+	error) {
+	st, err := b.stmt(ctx, tx, query)
+	if err != nil {
+		return nil, err
+	}
+	return st.QueryContext(ctx, args...)
+}
+
+// scanner is a row to scan: *sql.Row, or the error of preparing it.
+type scanner interface{ Scan(dest ...any) error }
+
+type errScanner struct{ err error }
+
+func (e errScanner) Scan(...any) error { return e.err }
+
+// queryRow runs a prepared one-row query in tx (see stmt).
+func (b *Book) queryRow(ctx context.Context, tx *sql.Tx, query string, args ...any) scanner {
+	st, err := b.stmt(ctx, tx, query)
+	if err != nil {
+		return errScanner{err}
+	}
+	return st.QueryRowContext(ctx, args...)
 }

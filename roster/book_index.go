@@ -221,23 +221,27 @@ func (x *bookIndex) ownersOf(k uint64) []uint64 {
 	return slices.Clone(x.more[v&^manyBit])
 }
 
-// replace changes owner's entries from book old to book new (number to
-// name). Lock: mu held.
-func (x *bookIndex) replace(owner uint64, old, book map[string]string) {
-	for n := range old {
-		if _, ok := book[n]; !ok {
-			if k, ok := numKey(n); ok {
+// replace changes owner's entries from book old (number to name) to the
+// sorted book. Lock: mu held.
+func (x *bookIndex) replace(owner uint64, old map[string]string, book []bookEntry) {
+	if len(old) > 0 {
+		in := make(map[string]bool, len(book))
+		for _, e := range book {
+			in[e.number] = true
+		}
+		for n := range old {
+			if k, ok := numKey(n); ok && !in[n] {
 				x.remove(owner, k)
 			}
 		}
 	}
-	for n, name := range book {
-		if was, ok := old[n]; ok && was == name {
-			continue
+	for _, e := range book {
+		if len(old) > 0 {
+			if was, ok := old[e.number]; ok && was == e.name {
+				continue
+			}
 		}
-		if k, ok := numKey(n); ok {
-			x.add(owner, k, name)
-		}
+		x.add(owner, e.k, e.name)
 	}
 }
 

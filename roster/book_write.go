@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 )
 
 // pairState is what one side of a pair of users should have for the other,
@@ -40,6 +41,7 @@ func (b *Book) want(xHoldsY, yHoldsX bool) pairState {
 // thousand, because binding and stepping each row from Go is what an
 // upload mostly spent its time on.
 type bookWriter struct {
+	b        *Book
 	tx       *sql.Tx
 	owner    string
 	max      int
@@ -63,10 +65,41 @@ type itemRow struct {
 	New      bool
 }
 
-// MarshalJSON writes the row as an array, which SQLite reads faster than
-// an object.
-func (r itemRow) MarshalJSON() ([]byte, error) {
-	return json.Marshal([]any{r.Contact, r.InBook, r.BookName, r.Sub, r.Ver})
+// appendItemRows writes rows as a JSON array of arrays, which SQLite reads
+// faster than objects. Written by hand: encoding/json's reflection cost
+// more than the statement that reads them.
+func appendItemRows(b []byte, rows []itemRow) []byte {
+	b = append(b, '[')
+	for i, r := range rows {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, '[')
+		b = appendJSONString(b, r.Contact)
+		b = append(b, ',')
+		b = strconv.AppendInt(b, int64(r.InBook), 10)
+		b = append(b, ',')
+		b = appendJSONString(b, r.BookName)
+		b = append(b, ',')
+		b = appendJSONString(b, r.Sub)
+		b = append(b, ',')
+		b = strconv.AppendInt(b, r.Ver, 10)
+		b = append(b, ']')
+	}
+	return append(b, ']')
+}
+
+// appendJSONString appends s as a JSON string.
+func appendJSONString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c == '"' || c == '\\' || c >= 0x7f {
+			js, _ := json.Marshal(s) // rare: names with escapes or non-ASCII
+			return append(b, js...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
 }
 
 type dropRow struct {
@@ -82,8 +115,9 @@ func b2i(b bool) int {
 }
 
 func (b *Book) newBookWriter(ctx context.Context, tx *sql.Tx, owner string) (*bookWriter, error) {
-	w := &bookWriter{tx: tx, owner: owner, max: b.store.maxItems, recs: map[string]record{}}
-	rows, err := tx.QueryContext(ctx, selectItems+` WHERE i.owner = ?`, owner)
+	w := &bookWriter{b: b, tx: tx, owner: owner, max: b.store.maxItems,
+		recs: map[string]record{}}
+	rows, err := b.query(ctx, tx, selectItems+` WHERE i.owner = ?`, owner)
 	if err != nil {
 		return nil, fmt.Errorf("loading roster of %s: %w", owner, err)
 	}
@@ -99,8 +133,10 @@ func (b *Book) newBookWriter(ctx context.Context, tx *sql.Tx, owner string) (*bo
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("loading roster of %s: %w", owner, err)
 	}
-	if w.ver, err = version(ctx, tx, owner); err != nil {
-		return nil, err
+	err = b.queryRow(ctx, tx, `SELECT ver FROM roster_versions WHERE owner = ?`,
+		owner).Scan(&w.ver)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("reading roster version of %s: %w", owner, err)
 	}
 	w.was = w.ver
 	return w, nil
@@ -169,11 +205,8 @@ func (w *bookWriter) finish(ctx context.Context) error {
 		return fmt.Errorf("writing roster of %s: %w", w.owner, err)
 	}
 	if len(w.saves) > 0 {
-		js, err := json.Marshal(w.saves)
-		if err != nil {
-			return fail(err)
-		}
-		if _, err := w.tx.ExecContext(ctx, `INSERT INTO roster_items
+		js := appendItemRows(nil, w.saves)
+		if err := w.b.exec(ctx, w.tx, `INSERT INTO roster_items
 			(owner, contact, in_book, book_name, subscription, ver)
 			SELECT ?, value->>0, value->>1, value->>2, value->>3, value->>4
 			FROM json_each(?) WHERE true
@@ -189,9 +222,15 @@ func (w *bookWriter) finish(ctx context.Context) error {
 				fresh = append(fresh, r.Contact)
 			}
 		}
-		if err := execJSON(ctx, w.tx, `DELETE FROM roster_removed WHERE owner = ?
-			AND contact IN (SELECT value FROM json_each(?))`, w.owner, fresh); err != nil {
-			return fail(err)
+		if len(fresh) > 0 {
+			js, err := json.Marshal(fresh)
+			if err == nil {
+				err = w.b.exec(ctx, w.tx, `DELETE FROM roster_removed WHERE owner = ?
+					AND contact IN (SELECT value FROM json_each(?))`, w.owner, string(js))
+			}
+			if err != nil {
+				return fail(err)
+			}
 		}
 	}
 	if len(w.drops) > 0 {
@@ -199,12 +238,12 @@ func (w *bookWriter) finish(ctx context.Context) error {
 		if err != nil {
 			return fail(err)
 		}
-		if _, err := w.tx.ExecContext(ctx, `DELETE FROM roster_items WHERE owner = ?
+		if err := w.b.exec(ctx, w.tx, `DELETE FROM roster_items WHERE owner = ?
 			AND contact IN (SELECT value->>'c' FROM json_each(?))`,
 			w.owner, string(js)); err != nil {
 			return fail(err)
 		}
-		if _, err := w.tx.ExecContext(ctx, `INSERT INTO roster_removed (owner, contact, ver)
+		if err := w.b.exec(ctx, w.tx, `INSERT INTO roster_removed (owner, contact, ver)
 			SELECT ?, value->>'c', value->>'v' FROM json_each(?) WHERE true
 			ON CONFLICT (owner, contact) DO UPDATE SET ver = excluded.ver`,
 			w.owner, string(js)); err != nil {
@@ -214,7 +253,7 @@ func (w *bookWriter) finish(ctx context.Context) error {
 	if w.ver == w.was {
 		return nil
 	}
-	_, err := w.tx.ExecContext(ctx, `INSERT INTO roster_versions (owner, ver) VALUES (?, ?)
+	err := w.b.exec(ctx, w.tx, `INSERT INTO roster_versions (owner, ver) VALUES (?, ?)
 		ON CONFLICT (owner) DO UPDATE SET ver = excluded.ver`, w.owner, w.ver)
 	if err != nil {
 		return fail(err)
