@@ -38,10 +38,10 @@ const (
 	// released memory would not be needed again within this time.
 	memHorizon = time.Minute
 	// memMaxQuietRate is the highest allocation rate, in bytes per
-	// second, that counts as quiet however large the heap: about 500
-	// messages per second, or the keepalives of 100,000 idle sessions. On
-	// a large heap the horizon alone would let a release interrupt real
-	// traffic, when it costs most.
+	// second, that counts as quiet however large the heap: about 100 chat
+	// messages per second with their receipts (some 6 KB allocated per
+	// stanza). On a large heap the horizon alone would let a release
+	// interrupt real traffic, when a release costs most.
 	memMaxQuietRate = 2 << 20
 	// memMinInterval bounds releases to one per interval, whatever the
 	// workload: a forced collection costs CPU in proportion to the live
