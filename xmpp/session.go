@@ -135,6 +135,9 @@ func (s *Session) sendLocked(it outItem) {
 		go s.terminate(&streamErr{cond: "policy-violation", text: "not reading"})
 		return
 	}
+	if s.pending == nil {
+		s.pending = getItems()
+	}
 	s.pending = append(s.pending, it)
 	if it.queueID > 0 && s.sm.on && len(s.sm.unacked)%ackRequestEvery == 0 {
 		// Ask for an ack now and then while queued messages flow, in the
@@ -153,7 +156,14 @@ func (s *Session) sendLocked(it outItem) {
 // flush goroutine runs per session at a time, and only while there is
 // something to write, so an idle session costs no goroutine for writing.
 func (s *Session) flush(c *conn) {
-	var buf []byte
+	bp := writeBufs.Get().(*[]byte)
+	buf := (*bp)[:0]
+	defer func() {
+		if cap(buf) <= maxPooledWrite {
+			*bp = buf[:0]
+			writeBufs.Put(bp)
+		}
+	}()
 	for {
 		s.mu.Lock()
 		if s.c != c {
@@ -194,7 +204,34 @@ func (s *Session) flush(c *conn) {
 			// queued message written to the socket is delivered.
 			s.purge(queueIDs(batch))
 		}
+		putItems(batch) // what stream management keeps is in sm.unacked
 	}
+}
+
+// Buffers for the write path, shared by all sessions so that an idle
+// session holds none: a flush goroutine's write buffer, and the lists of
+// items waiting to be written.
+var (
+	writeBufs = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+	itemLists = sync.Pool{New: func() any { l := make([]outItem, 0, 16); return &l }}
+)
+
+// maxPooledWrite and maxPooledItems bound what goes back to the pools, so
+// that one large burst does not keep large buffers alive.
+const (
+	maxPooledWrite = 64 << 10
+	maxPooledItems = 256
+)
+
+func getItems() []outItem { return (*itemLists.Get().(*[]outItem))[:0] }
+
+func putItems(l []outItem) {
+	if cap(l) > maxPooledItems {
+		return
+	}
+	clear(l) // drop the references to the stanzas
+	l = l[:0]
+	itemLists.Put(&l)
 }
 
 func queueIDs(items []outItem) []int64 {
