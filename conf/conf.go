@@ -349,6 +349,10 @@ type Metrics struct {
 	// disables it). Binding it to a public address exposes counts of users
 	// and traffic.
 	Addr string `toml:"addr"`
+	// Pprof also serves Go's profiles under /debug/pprof/ on Addr (default
+	// false). Only a loopback Addr may serve them: a profile shows the
+	// server's code paths and timing to whoever can fetch it.
+	Pprof bool `toml:"pprof"`
 }
 
 // Shutdown configures graceful stop.

@@ -166,6 +166,11 @@ func (c *Config) checkTogether(v *validator) {
 			"address such as \"127.0.0.1:5222\"", c.C2S.STARTTLSAddr),
 			"c2s.allow_plaintext_loopback", "c2s.starttls_addr")
 	}
+	v.free("metrics.pprof")
+	if c.Metrics.Pprof && !isLoopbackAddr(c.Metrics.Addr) {
+		v.addAt(fmt.Sprintf("needs a loopback metrics.addr such as \"127.0.0.1:9090\", got %q",
+			c.Metrics.Addr), "metrics.pprof", "metrics.addr")
+	}
 	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
 		v.addAt("tls.cert_file and tls.key_file must be set together, or both left "+
 			"empty for a generated certificate", "tls.cert_file", "tls.key_file")

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -100,7 +101,7 @@ func serve(ctx context.Context, cfg *conf.Config, logger *slog.Logger) error {
 		}
 		defer stopReg()
 	}
-	stopHTTP, err := serveMetrics(cfg.Metrics.Addr, reg, srv, logger)
+	stopHTTP, err := serveMetrics(cfg.Metrics, reg, srv, logger)
 	if err != nil {
 		return err
 	}
@@ -121,10 +122,12 @@ func serve(ctx context.Context, cfg *conf.Config, logger *slog.Logger) error {
 	return err
 }
 
-// serveMetrics serves /metrics (Prometheus) and /health on addr, which is
-// loopback by default. It returns a function that stops the listener.
-func serveMetrics(addr string, reg *prometheus.Registry, srv *xmpp.Server,
+// serveMetrics serves /metrics (Prometheus) and /health on mc.Addr, which
+// is loopback by default, and Go's profiles under /debug/pprof/ if
+// mc.Pprof is set. It returns a function that stops the listener.
+func serveMetrics(mc conf.Metrics, reg *prometheus.Registry, srv *xmpp.Server,
 	logger *slog.Logger) (func(), error) {
+	addr := mc.Addr
 	if addr == "" {
 		return func() {}, nil
 	}
@@ -137,6 +140,13 @@ func serveMetrics(addr string, reg *prometheus.Registry, srv *xmpp.Server,
 		}
 		fmt.Fprintln(w, "ok")
 	})
+	if mc.Pprof {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("metrics listener on %s: %w", addr, err)
