@@ -117,7 +117,12 @@ func (q *Queue) commit(batch []*request) {
 		if batch = q.runHooks(ctx, batch); len(batch) == 0 {
 			return
 		}
-		err = q.w.transact(ctx, batch, q.opts.MaxPerUser)
+		start := time.Now()
+		if err = q.w.transact(ctx, batch, q.opts.MaxPerUser); err == nil {
+			q.stats.commits.Add(1)
+			q.stats.requests.Add(uint64(len(batch)))
+			q.stats.nanos.Add(int64(time.Since(start)))
+		}
 	}
 	if err != nil {
 		q.fail(batch, err)

@@ -138,6 +138,12 @@ type Queue struct {
 	// w is the committer's state; only the committer goroutine touches it.
 	w writer
 
+	// stats counts the committer's work for Stats.
+	stats struct {
+		commits, requests atomic.Uint64
+		nanos             atomic.Int64
+	}
+
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -324,6 +330,24 @@ func (q *Queue) Delete(ctx context.Context, to string, ids []int64) error {
 	}
 	r := &request{op: opDelete, to: to, ids: ids}
 	return q.do(ctx, r)
+}
+
+// Stats is what the committer has done since the queue opened: the
+// transactions it committed, the requests (enqueues and deletions) they
+// held, and the time they took, sync included. Requests / Commits is how
+// well commits are grouped.
+type Stats struct {
+	Commits, Requests uint64
+	CommitTime        time.Duration
+}
+
+// Stats returns the committer's counts so far.
+func (q *Queue) Stats() Stats {
+	return Stats{
+		Commits:    q.stats.commits.Load(),
+		Requests:   q.stats.requests.Load(),
+		CommitTime: time.Duration(q.stats.nanos.Load()),
+	}
 }
 
 // DeleteLater removes the given messages, like Delete, without waiting:

@@ -744,3 +744,27 @@ func TestCommitFailure(t *testing.T) {
 		}
 	})
 }
+
+// TestStats: each commit and the requests it held are counted, and a
+// group of concurrent enqueues takes fewer commits than requests only if
+// they were grouped; nothing is counted for a commit that failed.
+func TestStats(t *testing.T) {
+	db := openDB(t, filepath.Join(t.TempDir(), "queue.db"))
+	q, err := Open(context.Background(), db, Options{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	if s := q.Stats(); s.Commits != 0 || s.Requests != 0 {
+		t.Fatalf("a new queue reports %+v", s)
+	}
+	for i := range 3 {
+		if err := q.Enqueue(context.Background(), msg(alice, bob, fmt.Sprint("s", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := q.Stats()
+	if s.Commits < 1 || s.Commits > 3 || s.Requests != 3 || s.CommitTime <= 0 {
+		t.Fatalf("after three enqueues: %+v", s)
+	}
+}

@@ -4,6 +4,8 @@ import (
 	"runtime"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/twotick/twotick/offline"
 )
 
 // Metrics are the server's Prometheus metrics. They are safe for concurrent
@@ -81,4 +83,24 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			m.authFailures, m.refused, m.resumptions, build)
 	}
 	return m
+}
+
+// RegisterQueueMetrics registers the queue's commit counters with reg. The
+// ratio of requests to commits shows how well commits are grouped, and the
+// commit time per commit how long a sender waits for its single check.
+func RegisterQueueMetrics(reg prometheus.Registerer, q *offline.Queue) {
+	reg.MustRegister(
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "twotick_queue_commits_total",
+			Help: "Transactions the message queue committed (each one sync)."},
+			func() float64 { return float64(q.Stats().Commits) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "twotick_queue_committed_requests_total",
+			Help: "Enqueues and deletions those transactions held."},
+			func() float64 { return float64(q.Stats().Requests) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "twotick_queue_commit_seconds_total",
+			Help: "Time spent committing, sync included."},
+			func() float64 { return q.Stats().CommitTime.Seconds() }),
+	)
 }

@@ -51,6 +51,7 @@ func serve(ctx context.Context, cfg *conf.Config, logger *slog.Logger) error {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(
 		collectors.ProcessCollectorOpts{}))
 	deps.Metrics = xmpp.NewMetrics(reg)
+	xmpp.RegisterQueueMetrics(reg, deps.Queue)
 	deps.Registrar = registrar
 	srv, err := xmpp.New(cfg, deps, logger)
 	if err != nil {
