@@ -249,6 +249,25 @@ func Normalize(entries []Entry, region string) (book map[string]string, skipped 
 // Matching and the holders of the owner's number come from memory
 // (bookIndex).
 func (b *Book) Sync(ctx context.Context, owner string, entries []Entry) (SyncResult, error) {
+	return b.SyncEarly(ctx, owner, entries, nil)
+}
+
+// SyncEarly is Sync, calling answer (if not nil) as soon as the answer to
+// the uploader is known: the matches, Ver, Skipped and OverCap of the
+// result, without Pushes. That is after the book is stored and charged and
+// the roster read, but before the roster changes are written, whose cost
+// grows with the number of matches: a server that answers at a time fixed
+// by the number of entries (xmpp's padding) then needs to cover only the
+// part that does not depend on the matches. answer runs inside the write
+// lock and must not block. If writing the roster changes fails afterwards,
+// SyncEarly returns the error although answer was called: the book is then
+// not stored, and the next upload starts over. answer is called exactly
+// once when SyncEarly returns no error.
+func (b *Book) SyncEarly(ctx context.Context, owner string, entries []Entry,
+	answer func(SyncResult)) (SyncResult, error) {
+	if answer == nil {
+		answer = func(SyncResult) {}
+	}
 	var res SyncResult
 	ownNum, err := ownerNumber(owner)
 	if err != nil {
@@ -290,8 +309,10 @@ func (b *Book) Sync(ctx context.Context, owner string, entries []Entry) (SyncRes
 		}
 		res.Ver = QuicksyVer(res.Matches)
 		res.OverCap = max(len(res.Matches)-inBook, 0)
+		answer(res)
 		return res, nil
 	}
+	answered := false
 	err = b.write(ctx, func(tx *sql.Tx) error {
 		if err := b.load(ctx, tx); err != nil {
 			return err
@@ -314,6 +335,10 @@ func (b *Book) Sync(ctx context.Context, owner string, entries []Entry) (SyncRes
 			err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM roster_items
 				WHERE owner = ? AND in_book = 1`, owner).Scan(&n)
 			res.OverCap = max(len(res.Matches)-n, 0)
+			if err == nil {
+				answered = true
+				answer(res)
+			}
 			return err
 		}
 		if err := b.charge(ctx, tx, owner, book, old); err != nil {
@@ -322,7 +347,13 @@ func (b *Book) Sync(ctx context.Context, owner string, entries []Entry) (SyncRes
 		if err := b.storeBook(ctx, tx, owner, digest, sorted, old); err != nil {
 			return err
 		}
-		res.Pushes, res.OverCap, err = b.apply(ctx, tx, owner, ownNum, book, old, res.Matches)
+		res.Pushes, res.OverCap, err = b.apply(ctx, tx, owner, ownNum, book, old, res.Matches,
+			func(overCap int) {
+				early := res
+				early.OverCap = overCap
+				answered = true
+				answer(early)
+			})
 		if err != nil {
 			return err
 		}
@@ -339,6 +370,9 @@ func (b *Book) Sync(ctx context.Context, owner string, entries []Entry) (SyncRes
 	}
 	if err != nil {
 		return SyncResult{}, fmt.Errorf("storing the book of %s: %w", owner, err)
+	}
+	if !answered {
+		answer(res)
 	}
 	return res, nil
 }
@@ -634,9 +668,12 @@ func scanStrings(rows *sql.Rows) (map[string]bool, error) {
 
 // apply brings the rosters of owner and of the contacts concerned in line
 // with owner's new book: the matches, and the numbers that left the book.
-// Lock: runs inside Store.write, after storeBook.
+// It calls early with the matches left out by the cap once that is known,
+// before it writes anything (see SyncEarly). Lock: runs inside Book.write,
+// after storeBook.
 func (b *Book) apply(ctx context.Context, tx *sql.Tx, owner, ownNum string,
-	book, old map[string]string, matches []Match) (pushes []Push, overCap int, err error) {
+	book, old map[string]string, matches []Match,
+	early func(overCap int)) (pushes []Push, overCap int, err error) {
 	// Who holds the owner's number decides mutuality.
 	holders := b.idx.holdersOf(ownNum, b.domain)
 	holds := make(map[string]string, len(holders))
@@ -681,6 +718,7 @@ func (b *Book) apply(ctx context.Context, tx *sql.Tx, owner, ownNum string,
 		pushes = appendPush(pushes, p)
 		others = append(others, other{m.JID, theirs, true})
 	}
+	early(overCap)
 	if err := w.finish(ctx); err != nil {
 		return nil, 0, err
 	}

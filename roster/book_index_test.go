@@ -247,3 +247,44 @@ func TestIndexHolders(t *testing.T) {
 		t.Errorf("freed list not reused: %d lists, %d numbers", len(x.more), x.holders.len())
 	}
 }
+
+// TestSyncEarly checks that the early answer comes once, with the matches
+// and the cap's count but before the pushes, on every path, and not for a
+// refused upload.
+func TestSyncEarly(t *testing.T) {
+	ctx := context.Background()
+	dir := listDirectory{newDirectory(aliceNum, bobNum, carolNum)}
+	b, _ := newTestBook(t, dir, 2)
+	for _, tc := range []struct {
+		name    string
+		entries []Entry
+		matches int
+		refused bool
+	}{
+		{"first", []Entry{{bobNum, "B"}, {carolNum, "C"}}, 2, false},
+		{"same again", []Entry{{bobNum, "B"}, {carolNum, "C"}}, 2, false},
+		{"changed", []Entry{{bobNum, "Bob"}}, 1, false},
+		{"past the limit", []Entry{{"+12025550150", ""}, {"+12025550151", ""}}, 0, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var answers []SyncResult
+			res, err := b.SyncEarly(ctx, alice, tc.entries, func(r SyncResult) {
+				answers = append(answers, r)
+			})
+			if tc.refused {
+				if !errors.Is(err, ErrLookupLimit) || len(answers) != 0 {
+					t.Errorf("refused upload: %v, answers %+v", err, answers)
+				}
+				return
+			}
+			if err != nil || len(answers) != 1 {
+				t.Fatalf("%v, %d answers", err, len(answers))
+			}
+			a := answers[0]
+			if len(a.Matches) != tc.matches || a.Ver != res.Ver || a.OverCap != res.OverCap ||
+				a.Pushes != nil {
+				t.Errorf("early answer %+v, final %+v", a, res)
+			}
+		})
+	}
+}

@@ -110,7 +110,7 @@ func (s *Session) runSyncCommand(iq *wire.Element, sid string, form *wire.Elemen
 	entries := ParseNumberLines(lines)
 	ctx, cancel := storeCtx()
 	defer cancel()
-	res, err := s.srv.uploadBook(ctx, s.bare, entries)
+	res, pushes, err := s.srv.uploadBook(ctx, s.bare, entries)
 	if err != nil {
 		s.replyUploadError(iq, err)
 		return
@@ -125,7 +125,7 @@ func (s *Session) runSyncCommand(iq *wire.Element, sid string, form *wire.Elemen
 		f.AddText(nsData, "value", m.JID)
 	}
 	s.reply(iqResult(iq, out.Add(x.Add(f))))
-	s.srv.applyBookPushes(res.Pushes)
+	s.srv.applyBookPushes(pushes())
 }
 
 // syncSummary is the note that completes the command.

@@ -146,7 +146,7 @@ func (srv *Server) serveContacts(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "reading the upload: "+err.Error(), http.StatusBadRequest)
 		return
 	}
-	res, err := srv.uploadBook(r.Context(), local+"@"+srv.domain, entries)
+	res, pushes, err := srv.uploadBook(r.Context(), local+"@"+srv.domain, entries)
 	if err != nil {
 		srv.httpUploadError(w, err)
 		return
@@ -166,7 +166,7 @@ func (srv *Server) serveContacts(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "application/json")
 	json.NewEncoder(w).Encode(out)
-	srv.applyBookPushes(res.Pushes)
+	srv.applyBookPushes(pushes())
 }
 
 // httpAuth checks the request's Basic credentials and returns the

@@ -360,12 +360,12 @@ func TestDailyLimitAcrossRestart(t *testing.T) {
 	ts.srv.deps.Book = book
 	ts.srv.mu.Unlock()
 
-	_, err = ts.srv.uploadBook(ctx, ts.jid(numAlice), []roster.Entry{ent(numBob, ""),
+	_, _, err = ts.srv.uploadBook(ctx, ts.jid(numAlice), []roster.Entry{ent(numBob, ""),
 		ent(numCarol, ""), ent(numDave, "")})
 	if !errors.Is(err, roster.ErrLookupLimit) {
 		t.Fatalf("upload past the limit after the restart: %v, want the daily limit", err)
 	}
-	if _, err := ts.srv.uploadBook(ctx, ts.jid(numAlice), []roster.Entry{ent(numBob, ""),
+	if _, _, err := ts.srv.uploadBook(ctx, ts.jid(numAlice), []roster.Entry{ent(numBob, ""),
 		ent(numCarol, "")}); err != nil {
 		t.Errorf("the same book after the restart: %v", err)
 	}
@@ -520,12 +520,14 @@ func TestUploadTimeFloor(t *testing.T) {
 				entries = append(entries, roster.Entry{Number: n})
 			}
 			start := time.Now()
-			if _, err := ts.srv.uploadBook(context.Background(), owner, entries); err != nil {
+			_, pushes, err := ts.srv.uploadBook(context.Background(), owner, entries)
+			if err != nil {
 				t.Fatal(err)
 			}
 			if got, floor := time.Since(start), uploadQuantum(len(entries)); got < floor {
 				t.Errorf("answered after %v, before the floor of %v", got, floor)
 			}
+			pushes()
 		})
 	}
 }
