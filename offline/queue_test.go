@@ -745,9 +745,7 @@ func TestCommitFailure(t *testing.T) {
 	})
 }
 
-// TestStats: each commit and the requests it held are counted, and a
-// group of concurrent enqueues takes fewer commits than requests only if
-// they were grouped; nothing is counted for a commit that failed.
+// TestStats: each commit, the requests it held and its time are counted.
 func TestStats(t *testing.T) {
 	db := openDB(t, filepath.Join(t.TempDir(), "queue.db"))
 	q, err := Open(context.Background(), db, Options{}, nil)
