@@ -2,7 +2,9 @@
 # compare.sh runs the twotick-load scenarios idle, chat and offline against
 # Prosody, ejabberd and twotick on this machine, one server at a time, each
 # pinned to CPU 0 with the load generator on CPU 1, and regenerates
-# docs/performance.md with the figures side by side and the plots.
+# docs/performance.md with the figures side by side and the plots. The
+# contacts scenario (address-book uploads against 1,000,000 accounts) runs
+# against twotick only: Prosody and ejabberd have no address-book upload.
 #
 #   cmd/twotick-load/compare.sh            # full run (tens of minutes)
 #   cmd/twotick-load/compare.sh --quick    # small N, short runs (a few minutes)
@@ -36,11 +38,19 @@ LOAD_CPU=1
 if [ $QUICK = 1 ]; then
 	IDLE=200,500,1000; PAIRS=20; RATES="200 1000"; CHAT_DURATION=5s
 	OFF_USERS=20; OFF_MESSAGES=50; MAXDUR=3m; OFF_DRAIN=60s
+	CONTACTS_POPULATION=20000; CONTACTS_UPLOADS=200
 else
 	IDLE=5000,10000,19000; PAIRS=100; RATES="1000 2500 5000 7500"; CHAT_DURATION=20s
 	# The slowest server here drains about 1,000 offline messages a second.
 	OFF_USERS=1000; OFF_MESSAGES=100; MAXDUR=15m; OFF_DRAIN=240s
+	CONTACTS_POPULATION=1000000; CONTACTS_UPLOADS=1000
 fi
+# contacts: a population of US numbers +1202 201 0000 upwards (apart from the
+# accounts of the other scenarios, +1202 555 0001 upwards); each of the first
+# CONTACTS_UPLOADS accounts uploads a book of 1,000 numbers of which 7% are
+# accounts, the rest numbers after the population.
+CONTACTS_START=2010000
+CONTACTS_CONCURRENCY=8
 ACCOUNTS=$(( ${IDLE##*,} > 2 * OFF_USERS ? ${IDLE##*,} : 2 * OFF_USERS ))
 
 log() { printf '%s compare: %s\n' "$(date +%T)" "$*" >&2; }
@@ -177,6 +187,22 @@ TOML
 
 twotick_stop() { stop_pid; }
 
+# twotick_contacts_start starts twotick with the contacts population
+# imported (about 40 s for a million accounts) and waits until the
+# address-book index is loaded, which the first uploads would otherwise
+# wait for.
+twotick_contacts_start() {
+	ACCOUNTS_SAVED=$ACCOUNTS; USER_START_SAVED=$USER_START
+	ACCOUNTS=$CONTACTS_POPULATION; USER_START=$CONTACTS_START
+	twotick_start
+	ACCOUNTS=$ACCOUNTS_SAVED; USER_START=$USER_START_SAVED
+	for _ in $(seq 1200); do
+		grep -q "address-book index loaded" "$WORK/twotick-data/out.log" && return 0
+		sleep 0.1
+	done
+	log "twotick did not log its address-book index as loaded within 120 s"
+}
+
 # ---------- runs
 
 # load SERVER SCENARIO PLOTNAME ARGS... runs the load generator on CPU 1.
@@ -203,6 +229,16 @@ run_server() {
 	done
 	log "$s: offline $OFF_USERS×$OFF_MESSAGES"
 	"${s}_start"; load "$s" offline "offline-$s" --users $OFF_USERS --messages $OFF_MESSAGES --drain $OFF_DRAIN; "${s}_stop"
+	if [ "$s" = twotick ]; then
+		log "$s: contacts, $CONTACTS_UPLOADS uploads against $CONTACTS_POPULATION accounts"
+		twotick_contacts_start
+		load "$s" contacts "contacts-$s" --user-start $CONTACTS_START --tls=false \
+			--population $CONTACTS_POPULATION --uploads $CONTACTS_UPLOADS --book-size 1000 \
+			--match-share 0.07 --concurrency $CONTACTS_CONCURRENCY
+		"${s}_stop"
+	else
+		log "$s: no contacts scenario (no address-book upload)"
+	fi
 }
 
 machine() {

@@ -18,6 +18,11 @@ func TestWriteTargets(t *testing.T) {
 			Metrics: map[string]float64{"kb_per_session_at_5000": slope + 2,
 				"kb_per_session_at_19000": slope + 1, "kb_per_session_slope": slope}}
 	}
+	contacts := func(pop, rate, p99, wrong float64) runLine {
+		return runLine{Server: "twotick", Scenario: "contacts",
+			Metrics: map[string]float64{"uploads_per_s": rate, "upload_p99_ms": p99,
+				"population": pop, "uploads_mismatched": wrong}}
+	}
 	tests := []struct {
 		name string
 		runs []runLine
@@ -39,7 +44,15 @@ func TestWriteTargets(t *testing.T) {
 				"met: chat ≥ 1.5× the best competitor at equal p99",
 				"ejabberd's p99 of 400 ms", "ratio 2.00"}},
 		{"nothing run", nil, []string{"not measured: idle TLS", "not measured: chat",
-			"not measured: offline"}},
+			"not measured: offline", "not measured: contacts", "no twotick run"}},
+		{"contacts met", []runLine{contacts(1e6, 260, 40, 0)},
+			[]string{"met: contacts: 260 uploads/s", "p99 40.0 ms", "against 1000000 accounts"}},
+		{"contacts too slow", []runLine{contacts(1e6, 200, 40, 0)},
+			[]string{"**missed**: contacts: 200 uploads/s"}},
+		{"contacts with wrong matches", []runLine{contacts(1e6, 300, 30, 2)},
+			[]string{"**missed**: contacts", "2 uploads failed or matched wrongly"}},
+		{"contacts quick run", []runLine{contacts(20000, 300, 30, 0)},
+			[]string{"not measured: contacts: 300 uploads/s", "against 20000 accounts"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
