@@ -370,9 +370,9 @@ type Memory struct {
 	// garbage collection and returns the free memory to the OS (default
 	// "1s"; "0s" leaves it to the Go runtime, which keeps up to twice the
 	// live heap resident). At most one release per 10 s, never while the
-	// server allocates over 2 MiB/s or fast enough to refill the freed
-	// memory within a minute; each costs one collection, about 0.1 s of
-	// CPU per 100 MiB of live heap.
+	// server uses over 10% of a core, allocates over 2 MiB/s, or allocates
+	// fast enough to refill the freed memory within a minute; each costs
+	// one collection, about 0.1 s of CPU per 100 MiB of live heap.
 	ReleaseAfter Duration `toml:"release_after"`
 }
 

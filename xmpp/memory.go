@@ -14,8 +14,10 @@ package xmpp
 // the heap has at least minReclaim bytes it could give back beyond what it
 // held after the last release, the allocation rate over the quiet window is
 // low, both in bytes per second and against what a release would free (the
-// memory must stay free for at least horizon), and the last release is at
-// least minInterval ago. Under load the rate test fails,
+// memory must stay free for at least horizon), the process used little CPU
+// over the window, and the last release is at least minInterval ago. The
+// CPU test is there because a server stalled in a long collection, or
+// starved of CPU, allocates nothing for a while without being idle. Under load the rate test fails,
 // so it never runs while the server is busy; after a release it waits for
 // new growth, so an idle server releases once and not again.
 
@@ -24,6 +26,7 @@ import (
 	"log/slog"
 	"runtime/debug"
 	"runtime/metrics"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -43,6 +46,10 @@ const (
 	// stanza). On a large heap the horizon alone would let a release
 	// interrupt real traffic, when a release costs most.
 	memMaxQuietRate = 2 << 20
+	// memMaxQuietCPU is the share of one core the process may have used
+	// over the quiet window: an idle server with 19,000 sessions uses
+	// well under 1%, a login burst or a collection uses all it gets.
+	memMaxQuietCPU = 0.1
 	// memMinInterval bounds releases to one per interval, whatever the
 	// workload: a forced collection costs CPU in proportion to the live
 	// heap (about 0.1 s per 100 MiB on one core).
@@ -51,9 +58,10 @@ const (
 
 // heapStats is what the policy reads of the runtime.
 type heapStats struct {
-	allocs   uint64 // bytes allocated since the process started
-	live     uint64 // heap bytes marked live by the last collection
-	retained uint64 // heap bytes backed by memory not returned to the OS
+	allocs   uint64        // bytes allocated since the process started
+	live     uint64        // heap bytes marked live by the last collection
+	retained uint64        // heap bytes backed by memory not returned to the OS
+	cpu      time.Duration // CPU time the process has used, user and system
 }
 
 // reclaimable is what a collection and release could give back, at most.
@@ -64,10 +72,11 @@ func (s heapStats) reclaimable() uint64 {
 	return s.retained - s.live
 }
 
-// allocSample is the allocation counter at one time.
+// allocSample is the allocation and CPU counters at one time.
 type allocSample struct {
 	at     time.Time
 	allocs uint64
+	cpu    time.Duration
 }
 
 // memoryPolicy is the decision, without clock or runtime: observe is given
@@ -76,6 +85,7 @@ type memoryPolicy struct {
 	quiet       time.Duration // the window the allocation rate is measured over
 	horizon     time.Duration
 	maxRate     float64 // bytes per second
+	maxCPU      float64 // share of one core
 	minReclaim  uint64
 	minInterval time.Duration
 
@@ -86,12 +96,12 @@ type memoryPolicy struct {
 
 func newMemoryPolicy(quiet time.Duration) *memoryPolicy {
 	return &memoryPolicy{quiet: quiet, horizon: memHorizon, maxRate: memMaxQuietRate,
-		minReclaim: memMinReclaim, minInterval: memMinInterval}
+		maxCPU: memMaxQuietCPU, minReclaim: memMinReclaim, minInterval: memMinInterval}
 }
 
 // observe records s at now and reports whether to release memory now.
 func (p *memoryPolicy) observe(now time.Time, s heapStats) bool {
-	p.samples = append(p.samples, allocSample{now, s.allocs})
+	p.samples = append(p.samples, allocSample{now, s.allocs, s.cpu})
 	// Keep one sample at least quiet old, as the start of the window.
 	for len(p.samples) > 1 && now.Sub(p.samples[1].at) >= p.quiet {
 		p.samples = p.samples[1:]
@@ -106,8 +116,11 @@ func (p *memoryPolicy) observe(now time.Time, s heapStats) bool {
 	case s.reclaimable() < p.floor+p.minReclaim:
 		return false // nothing new to give back
 	}
-	// Busy: at this rate the heap would regrow into what a release frees
-	// within the horizon.
+	if cpu := float64(s.cpu-base.cpu) / float64(window); cpu > p.maxCPU {
+		return false // working, if not allocating
+	}
+	// Busy too: at this rate the heap would regrow into what a release
+	// frees within the horizon.
 	rate := float64(s.allocs-base.allocs) / window.Seconds()
 	return rate <= p.maxRate && rate*p.horizon.Seconds() < float64(s.reclaimable())
 }
@@ -128,7 +141,8 @@ var runtimeMetrics = []string{
 	"/memory/classes/heap/free:bytes",
 }
 
-// heapReader reads heapStats from the runtime, reusing its sample slice.
+// heapReader reads heapStats from the runtime and the kernel, reusing its
+// sample slice.
 type heapReader struct{ samples []metrics.Sample }
 
 func (r *heapReader) read() heapStats {
@@ -145,7 +159,12 @@ func (r *heapReader) read() heapStats {
 		}
 		return r.samples[i].Value.Uint64()
 	}
-	return heapStats{allocs: v(0), live: v(1), retained: v(2) + v(3) + v(4)}
+	s := heapStats{allocs: v(0), live: v(1), retained: v(2) + v(3) + v(4)}
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
+		s.cpu = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	}
+	return s
 }
 
 // MemoryReleaser returns free heap memory to the OS once the server has

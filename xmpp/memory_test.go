@@ -14,6 +14,7 @@ import (
 type memStep struct {
 	after    time.Duration // since the previous step
 	alloc    uint64        // bytes allocated since the previous step
+	cpu      time.Duration // CPU used since the previous step
 	live     uint64
 	retained uint64
 	want     bool
@@ -30,16 +31,24 @@ func TestMemoryPolicy(t *testing.T) {
 	burst := func(n int) []memStep {
 		s := make([]memStep, n)
 		for i := range s {
-			s[i] = memStep{q, 25 * mib / 4, 100 * mib, 200 * mib, false}
+			s[i] = memStep{q, 25 * mib / 4, q * 8 / 10, 100 * mib, 200 * mib, false}
 		}
 		return s
 	}
 	quiet := func(n int, live, retained uint64, last bool) []memStep {
 		s := make([]memStep, n)
 		for i := range s {
-			s[i] = memStep{q, 4 << 10, live, retained, false}
+			s[i] = memStep{q, 4 << 10, time.Millisecond, live, retained, false}
 		}
 		s[n-1].want = last
+		return s
+	}
+	// The process works, 80% of a core, without allocating.
+	stalled := func(n int) []memStep {
+		s := make([]memStep, n)
+		for i := range s {
+			s[i] = memStep{q, 0, q * 8 / 10, 100 * mib, 200 * mib, false}
+		}
 		return s
 	}
 	cat := func(parts ...[]memStep) []memStep {
@@ -60,23 +69,26 @@ func TestMemoryPolicy(t *testing.T) {
 			quiet(40, 10*mib, 20*mib, false)},
 		{"a slow trickle that would refill the heap within the horizon is busy",
 			cat(burst(8), []memStep{
-				{q, 1 * mib, 100 * mib, 200 * mib, false},
-				{q, 1 * mib, 100 * mib, 200 * mib, false},
-				{q, 1 * mib, 100 * mib, 200 * mib, false},
-				{q, 1 * mib, 100 * mib, 200 * mib, false},
-				{q, 1 * mib, 100 * mib, 200 * mib, false},
+				{q, 1 * mib, 5 * time.Millisecond, 100 * mib, 200 * mib, false},
+				{q, 1 * mib, 5 * time.Millisecond, 100 * mib, 200 * mib, false},
+				{q, 1 * mib, 5 * time.Millisecond, 100 * mib, 200 * mib, false},
+				{q, 1 * mib, 5 * time.Millisecond, 100 * mib, 200 * mib, false},
+				{q, 1 * mib, 5 * time.Millisecond, 100 * mib, 200 * mib, false},
 			})},
 		{"a large heap under moderate traffic is busy",
 			cat(burst(8), []memStep{
-				{q, 1 * mib, 1 << 30, 2 << 30, false},
-				{q, 1 * mib, 1 << 30, 2 << 30, false},
-				{q, 1 * mib, 1 << 30, 2 << 30, false},
-				{q, 1 * mib, 1 << 30, 2 << 30, false},
-				{q, 1 * mib, 1 << 30, 2 << 30, false},
+				{q, 1 * mib, 5 * time.Millisecond, 1 << 30, 2 << 30, false},
+				{q, 1 * mib, 5 * time.Millisecond, 1 << 30, 2 << 30, false},
+				{q, 1 * mib, 5 * time.Millisecond, 1 << 30, 2 << 30, false},
+				{q, 1 * mib, 5 * time.Millisecond, 1 << 30, 2 << 30, false},
+				{q, 1 * mib, 5 * time.Millisecond, 1 << 30, 2 << 30, false},
 			})},
+		{"a stall in a long collection allocates nothing but is busy",
+			cat(burst(8), stalled(8), quiet(3, 100*mib, 200*mib, false),
+				quiet(1, 100*mib, 200*mib, true))},
 		{"one allocation spike inside the window delays the release",
 			cat(burst(8), quiet(3, 100*mib, 200*mib, false),
-				[]memStep{{q, 50 * mib, 100 * mib, 200 * mib, false}},
+				[]memStep{{q, 50 * mib, 50 * time.Millisecond, 100 * mib, 200 * mib, false}},
 				quiet(3, 100*mib, 200*mib, false), quiet(1, 100*mib, 200*mib, true))},
 		{"released memory that does not come back: no second release",
 			cat(burst(8), quiet(4, 100*mib, 200*mib, true),
@@ -98,10 +110,12 @@ func TestMemoryPolicy(t *testing.T) {
 			p := newMemoryPolicy(time.Second)
 			now := time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)
 			var allocs uint64
+			var cpu time.Duration
 			for i, s := range tt.steps {
 				now = now.Add(s.after)
 				allocs += s.alloc
-				st := heapStats{allocs: allocs, live: s.live, retained: s.retained}
+				cpu += s.cpu
+				st := heapStats{allocs: allocs, live: s.live, retained: s.retained, cpu: cpu}
 				got := p.observe(now, st)
 				if got != s.want {
 					t.Fatalf("step %d (%v in): release %v, want %v", i, s.after*time.Duration(i+1),
@@ -135,7 +149,7 @@ var heapSink []byte
 func TestHeapReaderReadsTheRuntime(t *testing.T) {
 	var r heapReader
 	s := r.read()
-	if s.allocs == 0 || s.retained == 0 {
+	if s.allocs == 0 || s.retained == 0 || s.cpu == 0 {
 		t.Errorf("heap statistics %+v: the runtime metrics are missing", s)
 	}
 	heapSink = make([]byte, 1<<20)
