@@ -178,7 +178,7 @@ type MemoryReleaser struct {
 }
 
 // StartMemoryReleaser starts the policy with the quiet window quiet, which
-// is also how often, in quarters, it looks at the runtime's statistics. A
+// is also how often, in eighths, it looks at the runtime's statistics. A
 // quiet of zero or less starts nothing. Its counters are registered with
 // reg unless reg is nil. Stop stops it.
 func StartMemoryReleaser(quiet time.Duration, reg prometheus.Registerer,
@@ -207,7 +207,9 @@ func StartMemoryReleaser(quiet time.Duration, reg prometheus.Registerer,
 
 func (m *MemoryReleaser) run(ctx context.Context, p *memoryPolicy, log *slog.Logger) {
 	defer close(m.done)
-	tick := time.NewTicker(max(p.quiet/4, 50*time.Millisecond))
+	// Eighths: a release comes at most an eighth of the window late, and
+	// a look costs about a microsecond.
+	tick := time.NewTicker(max(p.quiet/8, 25*time.Millisecond))
 	defer tick.Stop()
 	var r heapReader
 	for {
