@@ -56,6 +56,10 @@ type Session struct {
 	carbons    bool     // XEP-0280 carbons are enabled
 	csi        csiState // XEP-0352 client state (csi.go)
 	pipe       pipeline // outstanding commits (session_commit.go)
+	// reading counts the read loops running: one, or during a takeover by
+	// resumption the old connection's until it ends (stream_management.go).
+	// Its changes are broadcast on the pipeline's condition.
+	reading int
 	// closeHeld defers terminate while the session's own request (a
 	// password change or removal, registration.go) is answered; heldClose
 	// is the terminate that came meanwhile.
@@ -256,6 +260,15 @@ func (s *Session) purge(ids []int64) {
 // readLoop reads and handles the client's elements until the connection
 // ends.
 func (s *Session) readLoop(c *conn) {
+	s.mu.Lock()
+	s.reading++
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.reading--
+		s.pipeCondLocked().Broadcast()
+		s.mu.Unlock()
+	}()
 	s.csiActive() // a new or resumed stream starts active (XEP-0352 § 5.2)
 	for {
 		el, err := c.rd.Next()

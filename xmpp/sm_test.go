@@ -364,6 +364,53 @@ func TestSMResume(t *testing.T) {
 	waitQueued(t, ts, "bob", 0)
 }
 
+// TestSMResumeTakesOver resumes a session whose old connection the server
+// still holds, as a phone does that changed networks before the server
+// noticed: the old stream ends with a conflict (XEP-0198 § 5), the new one
+// gets the session with what the client had not acknowledged, and
+// nothing is sent twice or lost.
+func TestSMResumeTakesOver(t *testing.T) {
+	ts := newTestServer(t)
+	addUsers(t, ts, "alice", "bob")
+	alice := login(t, ts, "alice", "pw-alice", "")
+	alice.sendPresence(t, "")
+	bob, enabled := smLogin(t, ts, "bob", "phone", true)
+	bob.sendPresence(t, "")
+	bob.sync(t)
+
+	alice.sendMessage(t, ts.jid("bob"), "m1")
+	bob.expect(t, bodyIs("m1"), 0)
+	h1 := bob.stanzaCount()
+	alice.sendMessage(t, ts.jid("bob"), "m2")
+	bob.expect(t, bodyIs("m2"), 0)
+	// bob's old connection stays open; bob acknowledged nothing after m1.
+	bob.sendMessage(t, ts.jid("alice"), "sent on the old stream")
+	alice.expectMessage(t, ts.jid("bob"), "sent on the old stream")
+
+	nb, el := resume(t, ts, "bob", enabled.Get("id"), h1)
+	if el.Name.Local != "resumed" || el.Get("previd") != enabled.Get("id") {
+		t.Fatalf("got %s, want <resumed/>", el)
+	}
+	// The message bob sent on the old stream is counted: bob does not
+	// send it again. presence, the ping result and the message make 3.
+	if el.Get("h") != "3" {
+		t.Fatalf("<resumed h=%q/>, want 3", el.Get("h"))
+	}
+	bob.expectStreamError(t, "conflict") // and the old connection closes
+
+	var bodies []string
+	for _, el := range nb.sync(t) {
+		bodies = append(bodies, el.ChildText(wire.NSClient, "body"))
+	}
+	if got := strings.Join(bodies, " "); got != "m2" {
+		t.Fatalf("retransmitted %q, want exactly \"m2\"", got)
+	}
+	alice.sendMessage(t, ts.jid("bob"), "m3")
+	nb.expect(t, bodyIs("m3"), 0)
+	nb.sendMessage(t, ts.jid("alice"), "back")
+	alice.expectMessage(t, ts.jid("bob"), "back")
+}
+
 // TestSMResumeRefused checks the resumptions the server must refuse, and
 // that the session they name is not touched.
 func TestSMResumeRefused(t *testing.T) {
@@ -556,8 +603,8 @@ func TestSMMaxUnacked(t *testing.T) {
 }
 
 // waitDetached waits until the server has noticed that the connection of
-// the session previd is gone: a session still attached to a connection is
-// not taken over by a resumption.
+// the session previd is gone, so that a test resumes a detached session
+// rather than taking one over.
 func waitDetached(t *testing.T, ts *testServer, previd string) {
 	t.Helper()
 	deadline := time.Now().Add(waitTime)

@@ -196,22 +196,12 @@ func (c *conn) resume(el *wire.Element) (*Session, error) {
 	}
 
 	s.mu.Lock()
-	// A session still attached to a connection is not taken over: of two
-	// resumptions racing for one session exactly one wins, and a stolen
-	// token cannot cut a live session. A client that reconnects before the
-	// server noticed its old connection die binds a new session; its queued
-	// messages wait in the queue meanwhile.
-	if s.ended || s.sm.resumes || s.c != nil {
+	// Of two resumptions racing for one session exactly one wins: the
+	// other finds s.sm.resumes set and fails.
+	if s.ended || s.sm.resumes {
 		h := strconv.FormatUint(uint64(s.sm.hIn), 10)
 		s.mu.Unlock()
 		return nil, c.writeElement(smFailed("item-not-found", h))
-	}
-	if n := uint32(h) - s.sm.hAcked; int64(n) > int64(len(s.sm.unacked)) {
-		s.mu.Unlock()
-		return nil, &streamErr{cond: "undefined-condition",
-			text: "acknowledged more stanzas than were sent",
-			extra: wire.New(nsSM, "handled-count-too-high", "h", el.Get("h"),
-				"send-count", strconv.FormatUint(uint64(s.sm.hOut), 10))}
 	}
 	s.sm.resumes = true
 	old := s.c
@@ -221,8 +211,34 @@ func (c *conn) resume(el *wire.Element) (*Session, error) {
 	}
 	s.mu.Unlock()
 	if old != nil {
-		old.closeQuietly()
+		// The client came back before the server noticed its old
+		// connection die, as a phone does after changing networks: the
+		// old stream gets a conflict and closes (XEP-0198 § 5), and its
+		// reader finishes the element it was handling before the counts
+		// below are read, so that nothing it counts is sent again. Only
+		// the same account can name the session, and it can already
+		// replace a session by binding its resource.
+		go old.closeWithError(&streamErr{cond: "conflict",
+			text: "the session was resumed on another connection"})
+		s.mu.Lock()
+		for s.reading > 0 {
+			s.pipeCondLocked().Wait()
+		}
+		s.mu.Unlock()
 	}
+	s.mu.Lock()
+	if n := uint32(h) - s.sm.hAcked; int64(n) > int64(len(s.sm.unacked)) {
+		s.sm.resumes = false
+		if !s.ended {
+			s.detachLocked() // still resumable, as before this attempt
+		}
+		s.mu.Unlock()
+		return nil, &streamErr{cond: "undefined-condition",
+			text: "acknowledged more stanzas than were sent",
+			extra: wire.New(nsSM, "handled-count-too-high", "h", el.Get("h"),
+				"send-count", strconv.FormatUint(uint64(s.sm.hOut), 10))}
+	}
+	s.mu.Unlock()
 
 	if err := s.ack(uint32(h)); err != nil {
 		return nil, err
