@@ -82,8 +82,9 @@ type conn struct {
 	sess          *Session
 	deadline      time.Time // negotiation deadline
 
-	wmu    sync.Mutex // serialises writes to nc
-	closed sync.Once
+	wmu       sync.Mutex // serialises writes to nc
+	wdeadline time.Time  // the write deadline last set by write; guarded by wmu
+	closed    sync.Once
 }
 
 func (s *Server) newConn(nc net.Conn, direct bool) *conn {
@@ -209,10 +210,22 @@ func (c *conn) handshakeTLS() error {
 func (c *conn) write(b []byte) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	c.nc.SetWriteDeadline(time.Now().Add(30 * time.Second))
+	// A client gets writeTimeout to take what is written. Moving the
+	// deadline resets a runtime timer, so it moves only once it is less
+	// than three quarters of that away: a write that blocks still ends
+	// within writeTimeout, and a busy session does not reset a timer per
+	// write.
+	if now := time.Now(); c.wdeadline.Sub(now) < writeTimeout*3/4 {
+		c.wdeadline = now.Add(writeTimeout)
+		c.nc.SetWriteDeadline(c.wdeadline)
+	}
 	_, err := c.nc.Write(b)
 	return err
 }
+
+// writeTimeout bounds how long a write to a client that does not read
+// may block.
+const writeTimeout = 30 * time.Second
 
 func (c *conn) writeElement(e *wire.Element) error {
 	return c.write(e.Bytes(wire.NSClient))
@@ -624,8 +637,9 @@ func (c *conn) bind(iq *wire.Element) (*Session, error) {
 	res1 := wire.New(wire.NSClient, "iq", "type", "result", "id", iq.Get("id"))
 	res1.Add(wire.New(nsBind, "bind").AddText(nsBind, "jid", full.String()))
 	c.sess = sess
-	// Bound: the negotiation deadline gives way to the idle timeout.
-	c.nc.SetDeadline(time.Time{})
+	// Bound: the negotiation deadline gives way to the idle timeout; the
+	// write deadline stays write's to keep.
+	c.nc.SetReadDeadline(time.Time{})
 	c.rc.idle = c.srv.cfg.C2S.IdleTimeout.Duration
 	c.rc.bytesPerSec = c.srv.cfg.C2S.RateBytesPerSecond
 	c.rd.SetWait(c.waitInput) // idleread.go

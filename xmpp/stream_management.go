@@ -264,7 +264,7 @@ func (c *conn) resume(el *wire.Element) (*Session, error) {
 
 	c.sess = s
 	c.srv.deps.Metrics.resumptions.Inc()
-	c.nc.SetDeadline(time.Time{})
+	c.nc.SetReadDeadline(time.Time{}) // the write deadline is write's (conn.go)
 	c.rc.idle = c.srv.cfg.C2S.IdleTimeout.Duration
 	c.rc.bytesPerSec = c.srv.cfg.C2S.RateBytesPerSecond
 	c.rd.SetWait(c.waitInput) // idleread.go: a resumed session idles small too
