@@ -226,6 +226,11 @@ type writer struct {
 	// check, so that they are inserted by a few multi-row statements.
 	rows []pendingRow
 
+	// purges collects the IDs of a group's lazy deletions by recipient, so
+	// that each recipient's are deleted by one statement however many
+	// acknowledgements named them.
+	purges map[string][]int64
+
 	// wrote records whether the open transaction changed any row; only
 	// such a commit writes and syncs the WAL.
 	wrote bool
@@ -344,10 +349,21 @@ func (w *writer) transact(ctx context.Context, batch []*request, maxPerUser int)
 		return fmt.Errorf("beginning transaction: %w", err)
 	}
 	for _, r := range batch {
+		if r.op == opDelete && r.lazy {
+			if w.purges == nil {
+				w.purges = make(map[string][]int64)
+			}
+			w.purges[r.to] = append(w.purges[r.to], r.ids...)
+			continue
+		}
 		if err := w.apply(ctx, r, maxPerUser); err != nil {
 			w.rollback(ctx)
 			return err
 		}
+	}
+	if err := w.purge(ctx); err != nil {
+		w.rollback(ctx)
+		return err
 	}
 	if err := w.insertRows(ctx); err != nil {
 		w.rollback(ctx)
@@ -583,6 +599,19 @@ func (w *writer) deleteIDs(ctx context.Context, r *request) error {
 			return fmt.Errorf("deleting message %d for %s: %w", id, r.to, err)
 		}
 		w.forget(r.to, int(n))
+	}
+	return nil
+}
+
+// purge runs the lazy deletions collected by transact, one statement per
+// recipient. Nobody waits for them, so their order among the group's
+// other requests does not matter: they name messages committed earlier.
+func (w *writer) purge(ctx context.Context) error {
+	defer clear(w.purges)
+	for to, ids := range w.purges {
+		if err := w.deleteIDs(ctx, &request{op: opDelete, to: to, ids: ids}); err != nil {
+			return err
+		}
 	}
 	return nil
 }
