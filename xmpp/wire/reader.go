@@ -390,15 +390,9 @@ func (r *Reader) Next() (*Element, error) {
 			r.inStream = false
 			return nil, ErrStreamEnd
 		case '!':
-			if err := r.markup(); err != errNotWellFormed {
-				return nil, err
-			}
 			// A CDATA section between stanzas is text there: fine only
 			// if it holds nothing.
-			if err := r.expectString("CDATA["); err != nil {
-				return nil, err
-			}
-			if err := r.cdata(); err != nil {
+			if err := r.cdataSection(); err != nil {
 				return nil, err
 			}
 			if len(strings.TrimLeft(string(r.text), " \t\r\n")) != 0 {
@@ -462,13 +456,7 @@ func (r *Reader) element(first byte) (*Element, error) {
 			stack = stack[:len(stack)-1]
 			continue
 		case '!':
-			if err := r.markup(); err != errNotWellFormed {
-				return nil, err
-			}
-			if err := r.expectString("CDATA["); err != nil {
-				return nil, err
-			}
-			if err := r.cdata(); err != nil {
+			if err := r.cdataSection(); err != nil {
 				return nil, err
 			}
 			if err := r.addText(top); err != nil {
@@ -875,6 +863,19 @@ func (r *Reader) addText(el *Element) error {
 	}
 	el.Nodes = append(el.Nodes, string(r.text))
 	return nil
+}
+
+// cdataSection reads what follows "<!" where text may be: a CDATA
+// section, whose text it leaves in r.text, or else a comment or DTD,
+// which it refuses.
+func (r *Reader) cdataSection() error {
+	if err := r.markup(); err != errNotWellFormed {
+		return err
+	}
+	if err := r.expectString("CDATA["); err != nil {
+		return err
+	}
+	return r.cdata()
 }
 
 // cdata reads a CDATA section after "<![CDATA[" into r.text.

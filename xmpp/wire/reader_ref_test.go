@@ -149,7 +149,7 @@ func (r *refReader) token() (xml.Token, error) {
 			return nil, &StreamError{Condition: "restricted-xml",
 				Text: "processing instructions are not allowed"}
 		}
-		if enc := refProcInstParam(string(t.Inst), "encoding"); enc != "" &&
+		if enc := procInstParam(string(t.Inst), "encoding"); enc != "" &&
 			!strings.EqualFold(enc, "utf-8") {
 			return nil, &StreamError{Condition: "unsupported-encoding"}
 		}
@@ -229,22 +229,6 @@ func (r *refReader) undeclared(space string) bool {
 	return space != "" && !strings.Contains(space, ":") && !slices.Contains(r.declared, space)
 }
 
-func refProcInstParam(inst, name string) string {
-	i := strings.Index(inst, name+"=")
-	if i < 0 {
-		return ""
-	}
-	v := inst[i+len(name)+1:]
-	if len(v) < 2 {
-		return ""
-	}
-	q := v[0]
-	end := strings.IndexByte(v[1:], q)
-	if end < 0 {
-		return ""
-	}
-	return v[1 : end+1]
-}
 
 // StreamHeader reads up to and including the peer's <stream:stream>.
 func (r *refReader) StreamHeader() (Header, error) {
