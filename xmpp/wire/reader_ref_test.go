@@ -229,7 +229,6 @@ func (r *refReader) undeclared(space string) bool {
 	return space != "" && !strings.Contains(space, ":") && !slices.Contains(r.declared, space)
 }
 
-
 // StreamHeader reads up to and including the peer's <stream:stream>.
 func (r *refReader) StreamHeader() (Header, error) {
 	for {
