@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"fmt"
 	"sync"
+	"sync/atomic"
+	"time"
 )
 
 // maxGroup bounds the writes that share one transaction, so that the
@@ -29,7 +31,16 @@ type groupCommit struct {
 	// Lock: store.writeMu.
 	conn     *sql.Conn
 	prepared map[string]*sql.Stmt
+
+	// checkpointing is set while a background checkpoint runs; lastCP
+	// is when the last one started (Lock: store.writeMu).
+	checkpointing atomic.Bool
+	lastCP        time.Time
 }
+
+// checkpointEvery is how often, at most, the groups' commits start a
+// checkpoint of the write-ahead log.
+const checkpointEvery = 250 * time.Millisecond
 
 type groupReq struct {
 	fn   func(tx *sql.Tx) error
@@ -121,6 +132,7 @@ func (b *Book) runGroup(ctx context.Context, batch []*groupReq) {
 		fail(fmt.Errorf("committing roster transaction: %w", err))
 		return
 	}
+	b.checkpoint()
 	for i, r := range batch {
 		r.done <- errs[i]
 	}
@@ -150,6 +162,14 @@ func (b *Book) begin(ctx context.Context) (*sql.Tx, error) {
 	}
 	conn, err := b.store.db.Conn(ctx)
 	if err != nil {
+		return nil, err
+	}
+	// This connection leaves checkpoints to checkpoint: SQLite's
+	// automatic one runs in the commit that passes its threshold, inside
+	// the write lock, where copying megabytes of the log into the
+	// database and syncing it would hold every upload behind it.
+	if _, err := conn.ExecContext(ctx, `PRAGMA wal_autocheckpoint = 0`); err != nil {
+		conn.Close()
 		return nil, err
 	}
 	tx, err := conn.BeginTx(ctx, nil)
@@ -209,4 +229,26 @@ func (b *Book) queryRow(ctx context.Context, tx *sql.Tx, query string, args ...a
 		return errScanner{err}
 	}
 	return st.QueryRowContext(ctx, args...)
+}
+
+// checkpoint starts a passive checkpoint of the write-ahead log on another
+// connection, unless one runs or one started less than checkpointEvery
+// ago. A passive checkpoint copies what it can without waiting for
+// readers or blocking writers, so uploads go on meanwhile. Lock:
+// store.writeMu.
+func (b *Book) checkpoint() {
+	g := &b.group
+	if time.Since(g.lastCP) < checkpointEvery || !g.checkpointing.CompareAndSwap(false, true) {
+		return
+	}
+	g.lastCP = time.Now()
+	go func() {
+		defer g.checkpointing.Store(false)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		// A failure leaves the log longer; the next commit tries again,
+		// and SQLite's automatic checkpoint on the other connections
+		// still runs.
+		b.store.db.ExecContext(ctx, `PRAGMA wal_checkpoint(PASSIVE)`)
+	}()
 }
