@@ -17,9 +17,10 @@ package xmpp
 // memory must stay free for at least horizon), the process used little CPU
 // over the window, and the last release is at least minInterval ago. The
 // CPU test is there because a server stalled in a long collection
-// allocates nothing for a while without being idle. Under load the rate test fails,
-// so it never runs while the server is busy; after a release it waits for
-// new growth, so an idle server releases once and not again.
+// allocates nothing for a while without being idle. Under load the rate
+// and CPU tests fail, so it does not run while the server is busy; after a
+// release it waits for new growth, so an idle server releases once and not
+// again.
 
 import (
 	"context"
