@@ -74,12 +74,21 @@ func (srv *Server) discoItems(node string) *wire.Element {
 	return q
 }
 
-// accountDiscoInfo is disco#info of an account's bare JID (XEP-0030 § 3.1).
-func accountDiscoInfo() *wire.Element {
+// accountDiscoInfo is disco#info of an account's bare JID (XEP-0030 § 3.1),
+// with the PEP service (XEP-0163 § 3) when pep is true.
+func accountDiscoInfo(pep bool) *wire.Element {
 	q := wire.New(nsDiscoInfo, "query")
 	q.Add(wire.New(nsDiscoInfo, "identity", "category", "account", "type", "registered"))
+	if pep {
+		q.Add(wire.New(nsDiscoInfo, "identity", "category", "pubsub", "type", "pep"))
+	}
 	q.Add(wire.New(nsDiscoInfo, "feature", "var", nsDiscoInfo))
 	q.Add(wire.New(nsDiscoInfo, "feature", "var", nsPush))
+	if pep {
+		for _, f := range pepFeatures {
+			q.Add(wire.New(nsDiscoInfo, "feature", "var", pepFeaturesBase+f))
+		}
+	}
 	return q
 }
 

@@ -122,6 +122,8 @@ func (s *Session) handleIQ(iq *wire.Element) error {
 	if to == "" || strings.EqualFold(to, s.srv.domain) {
 		if typ == "get" || typ == "set" {
 			s.serverIQ(iq)
+		} else {
+			s.pepCapsAnswer(iq) // the answer to a caps query, pep_notify.go
 		}
 		return nil
 	}
@@ -197,6 +199,10 @@ func (s *Session) serverIQ(iq *wire.Element) {
 		s.carbonsIQ(iq, p)
 	case nsPing:
 		s.reply(iqResult(iq, nil))
+	case nsPubSub, nsPubSubOwner:
+		// PEP requests without 'to' go to the user's own account
+		// (XEP-0163 § 3).
+		s.pepIQ(iq, p, s.bare) // pep.go
 	case nsPush:
 		// Clients send enable and disable without 'to': the account
 		// answers them (XEP-0357 § 5).
@@ -228,7 +234,18 @@ func (s *Session) accountIQ(iq *wire.Element, own bool) {
 	case p.Name.Space == nsRoster && own:
 		s.rosterIQ(iq, p)
 	case p.Name.Space == nsDiscoInfo && p.Get("node") == "":
-		s.reply(iqResult(iq, accountDiscoInfo()))
+		s.reply(iqResult(iq, accountDiscoInfo(s.srv.pep() != nil)))
+	case p.Name.Space == nsPubSub || p.Name.Space == nsPubSubOwner:
+		owner := s.bare
+		if !own {
+			tj, err := s.srv.jids.parse(iq.Get("to"))
+			if err != nil {
+				s.reply(iqError(iq, "modify", "jid-malformed", ""))
+				return
+			}
+			owner = tj.Bare().String()
+		}
+		s.pepIQ(iq, p, owner) // pep.go
 	case p.Name.Space == nsDiscoItems && p.Get("node") == "":
 		s.reply(iqResult(iq, wire.New(nsDiscoItems, "query")))
 	case p.Name.Space == nsPing && own:

@@ -69,6 +69,7 @@ func (s *Session) broadcast(p *wire.Element) {
 	}
 	s.mu.Lock()
 	first := !s.initial && !unavailable
+	prev := s.presence
 	var directed map[string]bool
 	if unavailable {
 		s.avail = false
@@ -91,6 +92,9 @@ func (s *Session) broadcast(p *wire.Element) {
 	s.broadcastPresence(p, true, directed)
 	if first {
 		s.initialPresence()
+	}
+	if !unavailable {
+		s.pepAvailable(p, prev) // pep_notify.go
 	}
 }
 
