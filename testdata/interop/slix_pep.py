@@ -1,0 +1,158 @@
+#!/usr/bin/python3
+"""slixmpp scenario of twotick's PEP interoperability test.
+
+Logs in two slixmpp clients of two accounts that share no subscription:
+the owner (--jid) and a stranger (--peer, --peer-password). Then:
+
+1. the stranger asks disco#info of the owner's bare JID and finds the
+   pubsub/pep identity and the publish-options feature (XEP-0163 § 3);
+2. the owner publishes an OMEMO device list to
+   eu.siacs.conversations.axolotl.devicelist with slixmpp's xep_0060
+   plugin and publish-options pubsub#access_model=open, as Conversations
+   does (XEP-0060 § 7.1.5);
+3. the stranger retrieves the node and finds the owner's device ids;
+4. publishing again with access_model=presence is refused with conflict
+   and <precondition-not-met/>, and a node with the default access model
+   (presence) is refused to the stranger with not-authorized.
+
+Exit status 0 means all of it happened within --timeout seconds.
+Run it with Debian's /usr/bin/python3: python3-slixmpp installs there.
+"""
+
+import asyncio
+import xml.etree.ElementTree as ET
+
+from slixmpp.exceptions import IqError, IqTimeout
+
+from slixcommon import Failure, base_arguments, login, logout, new_client, run
+
+NAME = "slixmpp pep"
+
+PLUGINS = ("xep_0004", "xep_0030", "xep_0060")
+
+NS_OMEMO = "eu.siacs.conversations.axolotl"
+DEVICELIST = NS_OMEMO + ".devicelist"
+NS_PUBSUB_ERRORS = "http://jabber.org/protocol/pubsub#errors"
+DEVICES = ("1234", "98765")
+
+
+def device_list():
+    """An OMEMO (0.3, Conversations) device list payload."""
+    lst = ET.Element(f"{{{NS_OMEMO}}}list")
+    for d in DEVICES:
+        ET.SubElement(lst, f"{{{NS_OMEMO}}}device", id=d)
+    return lst
+
+
+def options(xmpp, access):
+    """A publish-options form asking for the given access model."""
+    form = xmpp["xep_0004"].make_form(ftype="submit")
+    form.add_field(var="FORM_TYPE", ftype="hidden",
+                   value="http://jabber.org/protocol/pubsub#publish-options")
+    form.add_field(var="pubsub#access_model", value=access)
+    return form
+
+
+async def call(what, coro, timeout):
+    """Awaits an IQ and turns its error or timeout into a Failure."""
+    try:
+        return await coro
+    except IqError as e:
+        raise Failure(f"{what} failed: {e.iq['error']['condition']}") from None
+    except IqTimeout:
+        raise Failure(f"{what} timed out after {timeout:.0f}s") from None
+
+
+async def refused(what, coro, condition):
+    """Awaits an IQ that must fail with condition; returns the error IQ."""
+    try:
+        await coro
+    except IqError as e:
+        got = e.iq["error"]["condition"]
+        if got != condition:
+            raise Failure(f"{what}: got {got}, want {condition}") from None
+        return e.iq
+    except IqTimeout:
+        raise Failure(f"{what} timed out") from None
+    raise Failure(f"{what} succeeded, want {condition}")
+
+
+async def scenario(args, report):
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + args.timeout
+
+    def left():
+        return max(0.1, deadline - loop.time())
+
+    owner = new_client(args.jid + "/phone", args.password, PLUGINS)
+    peer = new_client(args.peer + "/desk", args.peer_password, PLUGINS)
+    for c in (owner, peer):
+        await login(c, args.host, args.port, left(), report)
+        c.send_presence()
+
+    # 1. The owner's account is a PEP service.
+    info = await call("disco#info of the owner's account",
+                      peer["xep_0030"].get_info(jid=args.jid, timeout=left()), left())
+    identities = {(i[0], i[1]) for i in info["disco_info"]["identities"]}
+    if ("pubsub", "pep") not in identities:
+        raise Failure(f"no pubsub/pep identity in {identities}")
+    features = set(info["disco_info"]["features"])
+    for f in ("publish", "publish-options", "retrieve-items", "access-open"):
+        if f"http://jabber.org/protocol/pubsub#{f}" not in features:
+            raise Failure(f"the account does not advertise pubsub#{f}")
+    report.say("the account advertises pubsub/pep with publish-options")
+
+    # 2. Publish the device list with access_model=open.
+    res = await call("publishing the device list",
+                     owner["xep_0060"].publish(args.jid, DEVICELIST, id="current",
+                                               payload=device_list(),
+                                               options=options(owner, "open"),
+                                               timeout=left()), left())
+    if res["type"] != "result":
+        raise Failure(f"publish answered {res['type']}")
+    report.say("published the device list with access_model=open")
+
+    # 3. The stranger reads it.
+    res = await call("retrieving the device list",
+                     peer["xep_0060"].get_items(args.jid, DEVICELIST, timeout=left()), left())
+    found = set()
+    for item in res["pubsub"]["items"]:
+        lst = item.xml.find(f"{{{NS_OMEMO}}}list")
+        if lst is not None:
+            found |= {d.get("id") for d in lst.findall(f"{{{NS_OMEMO}}}device")}
+    if found != set(DEVICES):
+        raise Failure(f"the stranger found devices {sorted(found)}, want {sorted(DEVICES)}")
+    report.say(f"the stranger retrieved devices {sorted(found)}")
+
+    # 4. Preconditions and the presence access model.
+    err = await refused("publishing with access_model=presence",
+                        owner["xep_0060"].publish(args.jid, DEVICELIST, id="current",
+                                                  payload=device_list(),
+                                                  options=options(owner, "presence"),
+                                                  timeout=left()), "conflict")
+    if err.xml.find(f"{{jabber:client}}error/{{{NS_PUBSUB_ERRORS}}}precondition-not-met") \
+            is None:
+        raise Failure("the conflict lacks <precondition-not-met/>")
+    nick = ET.Element("{http://jabber.org/protocol/nick}nick")
+    nick.text = "Owner"
+    await call("publishing a nickname",
+               owner["xep_0060"].publish(args.jid, "http://jabber.org/protocol/nick",
+                                         payload=nick, timeout=left()), left())
+    await refused("the stranger reading a presence node",
+                  peer["xep_0060"].get_items(args.jid, "http://jabber.org/protocol/nick",
+                                             timeout=left()), "not-authorized")
+    report.say("conflicting publish-options and the presence access model were enforced")
+
+    for c in (owner, peer):
+        await logout(c, min(5.0, left()))
+
+
+def main():
+    p = base_arguments(__doc__.splitlines()[0])
+    p.add_argument("--peer-password", required=True)
+    args = p.parse_args()
+    run(lambda report: scenario(args, report), NAME)
+
+
+if __name__ == "__main__":
+    main()
