@@ -16,8 +16,9 @@ package xmpp
 // low, both in bytes per second and against what a release would free (the
 // memory must stay free for at least horizon), the process used little CPU
 // over the window, and the last release is at least minInterval ago. The
-// CPU test is there because a server stalled in a long collection
-// allocates nothing for a while without being idle. Under load the rate
+// CPU test is there because a server stalled in a long collection, or
+// starved of CPU by other processes, allocates nothing for a while without
+// being idle. Under load the rate
 // and CPU tests fail, so it does not run while the server is busy; after a
 // release it waits for new growth, so an idle server releases once and not
 // again.
@@ -25,8 +26,11 @@ package xmpp
 import (
 	"context"
 	"log/slog"
+	"os"
 	"runtime/debug"
 	"runtime/metrics"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -48,8 +52,9 @@ const (
 	// interrupt real traffic, when a release costs most.
 	memMaxQuietRate = 2 << 20
 	// memMaxQuietCPU is the share of one core the process may have used
-	// over the quiet window: an idle server with 19,000 sessions uses
-	// well under 1%, a login burst or a collection uses all it gets.
+	// or waited for over the quiet window: an idle server with 19,000
+	// sessions used about 2% (with /metrics scraped twice a second), a
+	// login burst or a collection uses all it gets.
 	memMaxQuietCPU = 0.1
 	// memMinInterval bounds releases to one per interval, whatever the
 	// workload: a forced collection costs CPU in proportion to the live
@@ -62,7 +67,7 @@ type heapStats struct {
 	allocs   uint64        // bytes allocated since the process started
 	live     uint64        // heap bytes marked live by the last collection
 	retained uint64        // heap bytes backed by memory not returned to the OS
-	cpu      time.Duration // CPU time the process has used, user and system
+	cpu      time.Duration // CPU the process has used or waited for (procCPUDemand)
 }
 
 // reclaimable is what a collection and release could give back, at most.
@@ -117,8 +122,8 @@ func (p *memoryPolicy) observe(now time.Time, s heapStats) bool {
 	case s.reclaimable() < p.floor+p.minReclaim:
 		return false // nothing new to give back
 	}
-	if cpu := float64(s.cpu-base.cpu) / float64(window); cpu > p.maxCPU {
-		return false // working, if not allocating
+	if cpu := s.cpu - base.cpu; cpu < 0 || float64(cpu)/float64(window) > p.maxCPU {
+		return false // working, or starved, if not allocating; or unknown
 	}
 	// Busy too: at this rate the heap would regrow into what a release
 	// frees within the horizon.
@@ -160,12 +165,44 @@ func (r *heapReader) read() heapStats {
 		}
 		return r.samples[i].Value.Uint64()
 	}
-	s := heapStats{allocs: v(0), live: v(1), retained: v(2) + v(3) + v(4)}
-	var ru syscall.Rusage
-	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
-		s.cpu = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	return heapStats{allocs: v(0), live: v(1), retained: v(2) + v(3) + v(4),
+		cpu: procCPUDemand()}
+}
+
+// procCPUDemand is the CPU time the process has used and, on Linux, the
+// time its threads have waited for a CPU: a server starved by other
+// processes allocates little and uses little CPU while its logins queue,
+// and is not idle. Elsewhere, or without /proc, it is the CPU time used.
+// A thread that exits takes its share with it, so the sum may go down.
+func procCPUDemand() time.Duration {
+	if tasks, err := os.ReadDir("/proc/self/task"); err == nil {
+		var sum int64
+		for _, t := range tasks {
+			b, err := os.ReadFile("/proc/self/task/" + t.Name() + "/schedstat")
+			if err != nil {
+				continue // the thread exited
+			}
+			// Time on a CPU and time waiting for one, in nanoseconds.
+			f := strings.Fields(string(b))
+			if len(f) < 2 {
+				break
+			}
+			run, err1 := strconv.ParseInt(f[0], 10, 64)
+			wait, err2 := strconv.ParseInt(f[1], 10, 64)
+			if err1 != nil || err2 != nil {
+				break
+			}
+			sum += run + wait
+		}
+		if sum > 0 {
+			return time.Duration(sum)
+		}
 	}
-	return s
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // MemoryReleaser returns free heap memory to the OS once the server has

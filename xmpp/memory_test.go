@@ -83,9 +83,13 @@ func TestMemoryPolicy(t *testing.T) {
 				{q, 1 * mib, 5 * time.Millisecond, 1 << 30, 2 << 30, false},
 				{q, 1 * mib, 5 * time.Millisecond, 1 << 30, 2 << 30, false},
 			})},
-		{"a stall in a long collection allocates nothing but is busy",
+		{"a stall in a long collection, or starved of CPU, allocates nothing but is busy",
 			cat(burst(8), stalled(8), quiet(3, 100*mib, 200*mib, false),
 				quiet(1, 100*mib, 200*mib, true))},
+		{"CPU demand that goes down (a thread exited) is no proof of quiet",
+			cat(burst(8), quiet(3, 100*mib, 200*mib, false),
+				[]memStep{{q, 4 << 10, -time.Second, 100 * mib, 200 * mib, false}},
+				quiet(3, 100*mib, 200*mib, false), quiet(1, 100*mib, 200*mib, true))},
 		{"one allocation spike inside the window delays the release",
 			cat(burst(8), quiet(3, 100*mib, 200*mib, false),
 				[]memStep{{q, 50 * mib, 50 * time.Millisecond, 100 * mib, 200 * mib, false}},
@@ -141,6 +145,21 @@ func TestMemoryReleaserStops(t *testing.T) {
 	}
 	off := StartMemoryReleaser(0, nil, slog.New(slog.DiscardHandler))
 	off.Stop()
+}
+
+func TestProcCPUDemandCountsWork(t *testing.T) {
+	start := procCPUDemand()
+	deadline := time.Now().Add(10 * time.Second)
+	x := 0
+	for procCPUDemand()-start < 5*time.Millisecond {
+		if time.Now().After(deadline) {
+			t.Fatalf("10 s of spinning moved the CPU demand by %v", procCPUDemand()-start)
+		}
+		for i := range 100000 {
+			x += i
+		}
+	}
+	heapSink = make([]byte, x&1)
 }
 
 // heapSink makes the test's allocation escape to the heap.
