@@ -28,6 +28,7 @@ const (
 	nsPubSubOwner   = nsPubSub + "#owner"
 	nsPubSubErrors  = nsPubSub + "#errors"
 	nsPublishOpts   = nsPubSub + "#publish-options"
+	nsNodeConfig    = nsPubSub + "#node_config"
 	pepFeaturesBase = nsPubSub + "#"
 )
 
@@ -35,7 +36,7 @@ const (
 // (XEP-0060 § 10), each of which works as XEP-0060 describes it.
 var pepFeatures = []string{
 	"access-open", "access-presence", "access-whitelist", "auto-create",
-	"auto-subscribe", "delete-nodes", "filtered-notifications", "item-ids",
+	"auto-subscribe", "config-node", "delete-nodes", "filtered-notifications", "item-ids",
 	"last-published", "persistent-items", "publish", "publish-options",
 	"retract-items", "retrieve-items",
 }
@@ -133,11 +134,17 @@ func (e *errBadOption) Error() string {
 // fields and values the service cannot give a node are refused, as
 // XEP-0060 § 7.1.5 requires.
 func parsePublishOptions(po *wire.Element) (pepOptions, error) {
-	var o pepOptions
 	if po == nil {
-		return o, nil
+		return pepOptions{}, nil
 	}
-	x := po.Child(nsDataForm, "x")
+	return parseNodeForm(po.Child(nsDataForm, "x"), nsPublishOpts)
+}
+
+// parseNodeForm reads the node configuration fields of a data form whose
+// FORM_TYPE must be formType: publish-options or a node configuration
+// (XEP-0060 § 8.2.4). A nil form gives no options.
+func parseNodeForm(x *wire.Element, formType string) (pepOptions, error) {
+	var o pepOptions
 	if x == nil {
 		return o, nil
 	}
@@ -149,7 +156,7 @@ func parsePublishOptions(po *wire.Element) (pepOptions, error) {
 		bad := &errBadOption{name, v}
 		switch name {
 		case "FORM_TYPE":
-			if v != nsPublishOpts {
+			if v != formType {
 				return o, bad
 			}
 		case "pubsub#access_model":
@@ -237,6 +244,8 @@ func (s *Session) pepIQ(iq, p *wire.Element, owner string) {
 		s.pepRetract(ps, iq, op)
 	case p.Name.Space == nsPubSubOwner && op.Name.Local == "delete" && set:
 		s.pepDelete(ps, iq, op)
+	case p.Name.Space == nsPubSubOwner && op.Name.Local == "configure":
+		s.pepConfigure(ps, iq, op, set) // pep_config.go
 	default:
 		s.reply(pepError(iq, "cancel", "feature-not-implemented", "unsupported",
 			"this pubsub request is not supported by PEP here"))

@@ -291,3 +291,40 @@ func (st *pepStore) deleteNode(ctx context.Context, owner, node string) error {
 	}
 	return nil
 }
+
+// configure changes owner's node with opts (XEP-0060 § 8.2) and drops the
+// items past a lowered max_items, or all of them when persist_items goes
+// off. errPEPNoNode if there is no such node.
+func (st *pepStore) configure(ctx context.Context, owner, node string, opts pepOptions) error {
+	tx, err := st.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("configuring pep node %s of %s: %w", node, owner, err)
+	}
+	defer tx.Rollback()
+	cfg, ok, err := loadNode(ctx, tx, owner, node)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return errPEPNoNode
+	}
+	cfg = opts.apply(cfg)
+	if _, err := tx.ExecContext(ctx, `UPDATE pep_nodes SET access = ?, max_items = ?,
+		persist = ?, send_last = ? WHERE owner = ? AND node = ?`,
+		cfg.access, cfg.maxItems, cfg.persist, cfg.sendLast, owner, node); err != nil {
+		return fmt.Errorf("configuring pep node %s of %s: %w", node, owner, err)
+	}
+	keep := cfg.maxItems
+	if !cfg.persist {
+		keep = 0
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM pep_items WHERE owner = ? AND node = ?
+		AND seq NOT IN (SELECT seq FROM pep_items WHERE owner = ? AND node = ?
+			ORDER BY seq DESC LIMIT ?)`, owner, node, owner, node, keep); err != nil {
+		return fmt.Errorf("trimming pep node %s of %s: %w", node, owner, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("configuring pep node %s of %s: %w", node, owner, err)
+	}
+	return nil
+}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha1"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -28,13 +29,18 @@ func (c *rawClient) pepIQ(t *testing.T, typ, to, payload string) *wire.Element {
 
 // publishOptions is a publish-options form with the given var/value pairs.
 func publishOptions(kv ...string) string {
+	return "<publish-options>" + submitForm(nsPublishOpts, kv...) + "</publish-options>"
+}
+
+// submitForm is a submitted data form of formType with var/value pairs.
+func submitForm(formType string, kv ...string) string {
 	var b strings.Builder
-	b.WriteString("<publish-options><x xmlns='jabber:x:data' type='submit'>" +
-		"<field var='FORM_TYPE' type='hidden'><value>" + nsPublishOpts + "</value></field>")
+	b.WriteString("<x xmlns='jabber:x:data' type='submit'>" +
+		"<field var='FORM_TYPE' type='hidden'><value>" + formType + "</value></field>")
 	for i := 0; i+1 < len(kv); i += 2 {
 		b.WriteString("<field var='" + kv[i] + "'><value>" + kv[i+1] + "</value></field>")
 	}
-	b.WriteString("</x></publish-options>")
+	b.WriteString("</x>")
 	return b.String()
 }
 
@@ -225,6 +231,34 @@ func TestPEPPublishRetrieve(t *testing.T) {
 		}
 		res = alice.publish(t, "m2", "", nick("x"), publishOptions("pubsub#max_items", "5000"))
 		expectPEPError(t, res, "conflict", "precondition-not-met")
+	})
+	t.Run("configure after a conflict, as Conversations does", func(t *testing.T) {
+		presence := publishOptions("pubsub#access_model", "presence", "pubsub#max_items", "1")
+		expectPEPError(t, alice.publish(t, devices, "current", list, presence),
+			"conflict", "precondition-not-met")
+		form := submitForm(nsNodeConfig, "pubsub#access_model", "presence",
+			"pubsub#max_items", "1")
+		res := alice.pepIQ(t, "set", "", "<pubsub xmlns='"+nsPubSubOwner+"'><configure node='"+
+			devices+"'>"+form+"</configure></pubsub>")
+		if res.Get("type") != "result" {
+			t.Fatalf("configure failed: %s", res)
+		}
+		if res := alice.publish(t, devices, "current", list, presence); res.Get("type") != "result" {
+			t.Fatalf("publish after configure failed: %s", res)
+		}
+		got := alice.pepIQ(t, "get", "", "<pubsub xmlns='"+nsPubSubOwner+"'><configure node='"+
+			devices+"'/></pubsub>")
+		x := got.Child(nsPubSubOwner, "pubsub").Child(nsPubSubOwner, "configure").
+			Child(nsDataForm, "x")
+		if v := formValues(x)["pubsub#access_model"]; v != "presence" {
+			t.Fatalf("configuration form says access_model %q: %s", v, got)
+		}
+		expectPEPError(t, dave.pepItemsOf(t, aliceJID, devices, "", ""),
+			"not-authorized", "presence-subscription-required")
+		// Back to open, for what follows.
+		open := submitForm(nsNodeConfig, "pubsub#access_model", "open")
+		alice.pepIQ(t, "set", "", "<pubsub xmlns='"+nsPubSubOwner+"'><configure node='"+
+			devices+"'>"+open+"</configure></pubsub>")
 	})
 	t.Run("whitelist node is the owner's", func(t *testing.T) {
 		res := alice.publish(t, "urn:xmpp:bookmarks:1", "room@muc", "<conference xmlns="+
@@ -484,4 +518,71 @@ func TestCapsHash(t *testing.T) {
 			}
 		})
 	}
+}
+
+// formValues returns a data form's first values by field var.
+func formValues(x *wire.Element) map[string]string {
+	out := map[string]string{}
+	if x == nil {
+		return out
+	}
+	for _, f := range x.Children() {
+		out[f.Get("var")] = f.ChildText(nsDataForm, "value")
+	}
+	return out
+}
+
+// TestPEPStoreBounds checks the store's trimming when a node's
+// configuration shrinks and the per-account byte quota.
+func TestPEPStoreBounds(t *testing.T) {
+	ts := newTestServer(t)
+	st := ts.srv.pep().store
+	ctx, cancel := storeCtx()
+	defer cancel()
+	const owner = "alice@example.net"
+	max := pepMaxItems
+	many := pepOptions{maxItems: &max}
+	for i := range 5 {
+		it := pepItem{node: "n", id: fmt.Sprint(i), payload: []byte("<a xmlns='x'/>")}
+		if _, err := st.publish(ctx, owner, many, it); err != nil {
+			t.Fatal(err)
+		}
+	}
+	count := func() int {
+		items, err := st.items(ctx, owner, "n", 0, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(items)
+	}
+	two, off := 2, false
+	steps := []struct {
+		name string
+		opts pepOptions
+		want int
+	}{
+		{"max_items lowered to two", pepOptions{maxItems: &two}, 2},
+		{"persist_items off", pepOptions{persist: &off}, 0},
+	}
+	for _, s := range steps {
+		t.Run(s.name, func(t *testing.T) {
+			if err := st.configure(ctx, owner, "n", s.opts); err != nil {
+				t.Fatal(err)
+			}
+			if got := count(); got != s.want {
+				t.Fatalf("%d items left, want %d", got, s.want)
+			}
+		})
+	}
+	t.Run("account quota", func(t *testing.T) {
+		big := []byte("<a xmlns='x'>" + strings.Repeat("y", pepMaxItemBytes-20) + "</a>")
+		var err error
+		for i := 0; i <= pepMaxAccountBytes/len(big) && err == nil; i++ {
+			_, err = st.publish(ctx, owner, many, pepItem{node: "big", id: fmt.Sprint(i),
+				payload: big})
+		}
+		if !errors.Is(err, errPEPQuota) {
+			t.Fatalf("got %v, want errPEPQuota", err)
+		}
+	})
 }
