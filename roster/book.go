@@ -755,32 +755,31 @@ func appendPush(pushes []Push, p *Push) []Push {
 // each preceded by U+001E; numbers are separated by U+001D. The value is the
 // standard padded Base64 of the SHA-1 of that text.
 func QuicksyVer(matches []Match) string {
-	byNumber := map[string][]string{}
-	for _, m := range matches {
-		byNumber[m.Number] = append(byNumber[m.Number], m.JID)
-	}
-	numbers := make([]string, 0, len(byNumber))
-	for n := range byNumber {
-		numbers = append(numbers, n)
-	}
-	// Java's String.compareTo orders UTF-16 units; for the ASCII of
-	// numbers and JIDs that is byte order.
-	slices.Sort(numbers)
-	var sb strings.Builder
-	for i, n := range numbers {
-		if i > 0 {
-			sb.WriteByte(0x1d)
+	// Sorted by number, then JID: a number's JIDs are then adjacent and
+	// in order. Java's String.compareTo orders UTF-16 units; for the
+	// ASCII of numbers and JIDs that is byte order.
+	sorted := slices.Clone(matches)
+	slices.SortFunc(sorted, func(a, b Match) int {
+		if c := strings.Compare(a.Number, b.Number); c != 0 {
+			return c
 		}
-		sb.WriteString(n)
-		jids := byNumber[n]
-		slices.Sort(jids)
-		for _, j := range jids {
-			sb.WriteByte(0x1e)
-			sb.WriteString(j)
+		return strings.Compare(a.JID, b.JID)
+	})
+	h := sha1.New()
+	buf := make([]byte, 0, 64)
+	for i, m := range sorted {
+		buf = buf[:0]
+		if i == 0 || m.Number != sorted[i-1].Number {
+			if i > 0 {
+				buf = append(buf, 0x1d)
+			}
+			buf = append(buf, m.Number...)
 		}
+		buf = append(buf, 0x1e)
+		buf = append(buf, m.JID...)
+		h.Write(buf)
 	}
-	sum := sha1.Sum([]byte(sb.String()))
-	return base64.StdEncoding.EncodeToString(sum[:])
+	return base64.StdEncoding.EncodeToString(h.Sum(nil))
 }
 
 // Joined adds a newly registered number to the roster of every user whose

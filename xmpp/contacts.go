@@ -285,15 +285,17 @@ func noPushes() []roster.Push { return nil }
 // above what storing and matching n numbers costs when all of them match
 // for the first time, so that the answer normally comes at exactly one
 // quantum. The roster writes that grow with the matches come after the
-// answer (see uploadBook). Measured on the 2-core test machine with SQLite
-// and a million accounts (docs/contacts.md, "Performance"), the answer to
-// a first upload of 1,000 numbers is known after about 3 ms whether none,
-// 7% or all of them match; hence 2 ms and 6 µs an entry, 8 ms for 1,000.
+// answer (see uploadBook); what remains before it still grows a little
+// with them (a match is an item to prepare, a miss is not). Measured on
+// the shared 2-core test machine (docs/contacts.md, "Performance"), the
+// answer to a first upload of 1,000 numbers is known after 1.2 to 2.6 ms
+// when none or 7% match and 4.3 to 6.6 ms when all do; hence 2 ms and
+// 8 µs an entry, 10 ms for 1,000.
 //
 // TODO: the wait holds the uploader's session (its other stanzas queue
 // behind it); running uploads on a goroutine of their own would free it.
 func uploadQuantum(n int) time.Duration {
-	return 2*time.Millisecond + time.Duration(n)*6*time.Microsecond
+	return 2*time.Millisecond + time.Duration(n)*8*time.Microsecond
 }
 
 // padUntil waits until the next whole multiple of quantum after start. Work
