@@ -313,30 +313,60 @@ func (srv *Server) pepSendLast(ps *pepService, sess *Session) {
 		return
 	}
 	ctx, cancel := storeCtx()
-	defer cancel()
 	owners, err := srv.deps.Roster.Subscriptions(ctx, sess.bare)
+	cancel()
 	if err != nil {
 		srv.log.Error("loading subscriptions for pep failed", "err", err, "jid", sess.bare)
 		return
 	}
 	for _, owner := range append(owners, sess.bare) {
-		oj, err := jid.Parse(owner)
-		if err != nil || srv.blockedBetween(oj, sess.jid) {
+		srv.pepSendLastOf(ps, owner, sess, features)
+	}
+}
+
+// pepSendLastOf sends sess the last item of each of owner's nodes that
+// features ask for, unless one blocks the other.
+func (srv *Server) pepSendLastOf(ps *pepService, owner string, sess *Session,
+	features map[string]bool) {
+	oj, err := jid.Parse(owner)
+	if err != nil || srv.blockedBetween(oj, sess.jid) {
+		return
+	}
+	ctx, cancel := storeCtx()
+	last, err := ps.store.lastItems(ctx, owner)
+	cancel()
+	if err != nil {
+		srv.log.Error("loading last pep items failed", "err", err, "jid", owner)
+		return
+	}
+	for _, l := range last {
+		if !l.cfg.sendLast || !wantsNotify(features, l.node) ||
+			(l.cfg.access == pepWhitelist && owner != sess.bare) {
 			continue
 		}
-		last, err := ps.store.lastItems(ctx, owner)
-		if err != nil {
-			srv.log.Error("loading last pep items failed", "err", err, "jid", owner)
-			continue
+		if item := pepItemElement(nsPubSubEvent, l.pepItem); item != nil {
+			sess.send(outItem{b: pepEvent(owner, sess.full, l.node, item), stanza: true})
 		}
-		for _, l := range last {
-			if !l.cfg.sendLast || !wantsNotify(features, l.node) ||
-				(l.cfg.access == pepWhitelist && owner != sess.bare) {
-				continue
-			}
-			if item := pepItemElement(nsPubSubEvent, l.pepItem); item != nil {
-				sess.send(outItem{b: pepEvent(owner, sess.full, l.node, item), stanza: true})
-			}
+	}
+}
+
+// pepSubscribed runs after owner approved contact's subscription to its
+// presence: the contact's resources get the last items they ask for
+// (XEP-0163 § 4.3.2), as they would at their next login.
+func (srv *Server) pepSubscribed(owner, contact string) {
+	ps := srv.pep()
+	if ps == nil {
+		return
+	}
+	ctx, cancel := storeCtx()
+	it, ok, err := srv.deps.Roster.Get(ctx, owner, contact)
+	cancel()
+	if err != nil || !ok || (it.Subscription != "from" && it.Subscription != "both") {
+		return
+	}
+	for _, sess := range srv.router.available(contact) {
+		if f := ps.sessionFeatures(sess); len(f) > 0 {
+			srv.pepSendLastOf(ps, owner, sess, f)
 		}
 	}
 }

@@ -467,6 +467,13 @@ func TestPEPNotifications(t *testing.T) {
 		bob.expect(t, pepEventOf(aliceJID, nickNode, "n4"), 0)
 		carol.expectNone(t, named("message"))
 	})
+	t.Run("last item when a subscription is approved", func(t *testing.T) {
+		dave.sendPresence(t, pres) // caps known by now: no query
+		dave.send(t, "<presence type='subscribe' to='"+aliceJID+"'/>")
+		alice.expect(t, presenceFrom(ts.jid("dave"), "subscribe"), 0)
+		alice.send(t, "<presence type='subscribed' to='"+ts.jid("dave")+"'/>")
+		dave.expect(t, pepEventOf(aliceJID, nickNode, "n4"), 0)
+	})
 	t.Run("blocked contact gets nothing", func(t *testing.T) {
 		res := bob.blockingIQ(t, "set", "<block xmlns='"+nsBlocking+"'><item jid='"+aliceJID+
 			"'/></block>")

@@ -312,6 +312,9 @@ func (srv *Server) subscription(typ, user, contact string, orig *wire.Element) {
 	if in.AutoReply {
 		srv.subscription("subscribed", contact, user, nil)
 	}
+	if typ == "subscribed" && in.Changed {
+		srv.pepSubscribed(user, contact) // pep_notify.go
+	}
 }
 
 // applyChange carries out what a roster change asks of the server for the
