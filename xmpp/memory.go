@@ -11,8 +11,7 @@ package xmpp
 // forever, and the freed half is resident memory nobody uses (docs/memory.md).
 //
 // memoryPolicy decides when one forced collection and release is worth it:
-// the heap has at least minReclaim bytes it could give back beyond what it
-// held after the last release, the allocation rate over the quiet window is
+// the heap has at least minReclaim bytes it could give back, the allocation rate over the quiet window is
 // low, both in bytes per second and against what a release would free (the
 // memory must stay free for at least horizon), the process used little CPU
 // over the window, and the last release is at least minInterval ago. The
@@ -21,7 +20,7 @@ package xmpp
 // being idle. Under load the rate
 // and CPU tests fail, so it does not run while the server is busy; after a
 // release it waits for new growth, so an idle server releases once and not
-// again.
+// again: a release leaves nothing to give back.
 
 import (
 	"context"
@@ -62,20 +61,26 @@ const (
 	memMinInterval = 10 * time.Second
 )
 
-// heapStats is what the policy reads of the runtime.
+// heapStats is what the policy reads of the runtime. Heap memory not
+// returned to the OS is objects+unused+free.
 type heapStats struct {
-	allocs   uint64        // bytes allocated since the process started
-	live     uint64        // heap bytes marked live by the last collection
-	retained uint64        // heap bytes backed by memory not returned to the OS
-	cpu      time.Duration // CPU the process has used or waited for (procCPUDemand)
+	allocs  uint64        // bytes allocated since the process started
+	live    uint64        // heap bytes marked live by the last collection
+	objects uint64        // bytes of objects, live or not yet found dead
+	unused  uint64        // free slots in spans that hold objects
+	free    uint64        // free pages not returned to the OS
+	cpu     time.Duration // CPU the process has used or waited for (procCPUDemand)
 }
 
-// reclaimable is what a collection and release could give back, at most.
+func (s heapStats) retained() uint64 { return s.objects + s.unused + s.free }
+
+// reclaimable is what a collection and release would give back: the free
+// pages, and the objects allocated since the last collection, most of
+// which are garbage on a server gone quiet. Free slots in spans that still
+// hold objects are not counted: the collector does not move objects, so
+// that fragmentation stays until the spans fill again.
 func (s heapStats) reclaimable() uint64 {
-	if s.retained < s.live {
-		return 0
-	}
-	return s.retained - s.live
+	return s.free + s.objects - min(s.objects, s.live)
 }
 
 // allocSample is the allocation and CPU counters at one time.
@@ -97,7 +102,6 @@ type memoryPolicy struct {
 
 	samples []allocSample // oldest first, spanning a little more than quiet
 	last    time.Time     // the last release; zero before the first
-	floor   uint64        // reclaimable just after the last release
 }
 
 func newMemoryPolicy(quiet time.Duration) *memoryPolicy {
@@ -119,8 +123,8 @@ func (p *memoryPolicy) observe(now time.Time, s heapStats) bool {
 		return false // not watched for long enough
 	case !p.last.IsZero() && now.Sub(p.last) < p.minInterval:
 		return false
-	case s.reclaimable() < p.floor+p.minReclaim:
-		return false // nothing new to give back
+	case s.reclaimable() < p.minReclaim:
+		return false // nothing to give back
 	}
 	if cpu := s.cpu - base.cpu; cpu < 0 || float64(cpu)/float64(window) > p.maxCPU {
 		return false // working, or starved, if not allocating; or unknown
@@ -131,10 +135,9 @@ func (p *memoryPolicy) observe(now time.Time, s heapStats) bool {
 	return rate <= p.maxRate && rate*p.horizon.Seconds() < float64(s.reclaimable())
 }
 
-// released records a release at now that left s.
-func (p *memoryPolicy) released(now time.Time, s heapStats) {
+// released records a release at now.
+func (p *memoryPolicy) released(now time.Time) {
 	p.last = now
-	p.floor = s.reclaimable()
 	p.samples = p.samples[:0]
 }
 
@@ -165,7 +168,7 @@ func (r *heapReader) read() heapStats {
 		}
 		return r.samples[i].Value.Uint64()
 	}
-	return heapStats{allocs: v(0), live: v(1), retained: v(2) + v(3) + v(4),
+	return heapStats{allocs: v(0), live: v(1), objects: v(2), unused: v(3), free: v(4),
 		cpu: procCPUDemand()}
 }
 
@@ -262,8 +265,8 @@ func (m *MemoryReleaser) run(ctx context.Context, p *memoryPolicy, log *slog.Log
 			start := time.Now()
 			debug.FreeOSMemory()
 			after := r.read()
-			p.released(time.Now(), after)
-			freed := before.retained - min(before.retained, after.retained)
+			p.released(time.Now())
+			freed := before.retained() - min(before.retained(), after.retained())
 			m.releases.Inc()
 			m.bytes.Add(float64(freed))
 			log.Debug("returned free memory to the OS", "freed_bytes", freed,
