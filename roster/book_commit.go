@@ -27,7 +27,8 @@ type groupCommit struct {
 
 	// The groups run on one connection of their own, with the
 	// statements of every upload prepared on it once (prepared): parsing
-	// a dozen statements per upload cost more than running them.
+	// a dozen statements per upload cost more than running them. The
+	// database's pool must therefore allow more than one connection.
 	// Lock: store.writeMu.
 	conn     *sql.Conn
 	prepared map[string]*sql.Stmt
@@ -251,4 +252,22 @@ func (b *Book) checkpoint() {
 		// still runs.
 		b.store.db.ExecContext(ctx, `PRAGMA wal_checkpoint(PASSIVE)`)
 	}()
+}
+
+// Close releases the connection that the Book's writes hold (see
+// groupCommit), so that closing the database can finish its log. The Book
+// opens another one if it is used again.
+func (b *Book) Close() error {
+	b.store.writeMu.Lock()
+	defer b.store.writeMu.Unlock()
+	g := &b.group
+	if g.conn == nil {
+		return nil
+	}
+	for _, st := range g.prepared {
+		st.Close()
+	}
+	err := g.conn.Close()
+	g.conn, g.prepared = nil, nil
+	return err
 }

@@ -203,6 +203,13 @@ func TestGroupedUploads(t *testing.T) {
 	if hs := b.idx.holdersOf(aliceNum, "localhost"); len(hs) != 19 {
 		t.Errorf("%d books hold Alice's number, want 19", len(hs))
 	}
+	// Closed, the Book writes again on a new connection.
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Sync(ctx, "+13035559999@localhost", []Entry{{aliceNum, ""}}); err != nil {
+		t.Errorf("upload after Close: %v", err)
+	}
 }
 
 // TestIndexHolders adds and removes holders of one number through the
