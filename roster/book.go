@@ -212,12 +212,23 @@ func ownerNumber(owner string) (string, error) {
 // matches no account. Invalid entries are counted in skipped and dropped;
 // a number listed twice keeps its first non-empty name.
 func Normalize(entries []Entry, region string) (book map[string]string, skipped int) {
+	return normalize(entries, func() string { return region })
+}
+
+// normalize is Normalize with the region asked for only when an entry is
+// not in E.164 already, which a Quicksy upload never has: finding the
+// owner's region takes a libphonenumber parse.
+func normalize(entries []Entry, region func() string) (book map[string]string, skipped int) {
 	book = make(map[string]string, len(entries))
+	reg, known := "", false
 	for _, e := range entries {
 		n := strings.TrimSpace(e.Number)
 		if !IsE164(n) {
+			if !known {
+				reg, known = region(), true
+			}
 			var err error
-			if n, err = ParsePhone(n, region); err != nil {
+			if n, err = ParsePhone(n, reg); err != nil {
 				skipped++
 				continue
 			}
@@ -273,7 +284,7 @@ func (b *Book) SyncEarly(ctx context.Context, owner string, entries []Entry,
 	if err != nil {
 		return res, err
 	}
-	book, skipped := Normalize(entries, RegionOf(ownNum))
+	book, skipped := normalize(entries, func() string { return RegionOf(ownNum) })
 	delete(book, ownNum)
 	res.Skipped = skipped
 
