@@ -457,3 +457,16 @@ func (s *Session) pepDelete(ps *pepService, iq, op *wire.Element) {
 	}
 	s.reply(iqResult(iq, nil))
 }
+
+// forgetPEP removes the PEP nodes of a deleted account (bare JID).
+//
+// TODO: ForgetAccount (blocking.go) should call this, so that a recycled
+// phone number does not inherit the old owner's OMEMO keys and avatar;
+// blocking.go belongs to another change.
+func (srv *Server) forgetPEP(ctx context.Context, bare string) error {
+	ps := srv.pep()
+	if ps == nil {
+		return nil
+	}
+	return ps.store.forget(ctx, bare)
+}

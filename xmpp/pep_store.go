@@ -328,3 +328,18 @@ func (st *pepStore) configure(ctx context.Context, owner, node string, opts pepO
 	}
 	return nil
 }
+
+// forget removes every node and item of owner, for a deleted account: a
+// later account with the same JID (a recycled phone number) must not
+// inherit its keys or avatar.
+func (st *pepStore) forget(ctx context.Context, owner string) error {
+	if _, err := st.db.ExecContext(ctx, `DELETE FROM pep_items WHERE owner = ?`,
+		owner); err != nil {
+		return fmt.Errorf("deleting pep items of %s: %w", owner, err)
+	}
+	if _, err := st.db.ExecContext(ctx, `DELETE FROM pep_nodes WHERE owner = ?`,
+		owner); err != nil {
+		return fmt.Errorf("deleting pep nodes of %s: %w", owner, err)
+	}
+	return nil
+}

@@ -581,6 +581,14 @@ func TestPEPStoreBounds(t *testing.T) {
 			}
 		})
 	}
+	t.Run("a deleted account's nodes go", func(t *testing.T) {
+		if err := ts.srv.forgetPEP(ctx, owner); err != nil {
+			t.Fatal(err)
+		}
+		if _, ok, err := st.node(ctx, owner, "n"); err != nil || ok {
+			t.Fatalf("node still there (%v, %v)", ok, err)
+		}
+	})
 	t.Run("account quota", func(t *testing.T) {
 		big := []byte("<a xmlns='x'>" + strings.Repeat("y", pepMaxItemBytes-20) + "</a>")
 		var err error
