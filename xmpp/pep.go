@@ -226,18 +226,25 @@ func (s *Session) pepIQ(iq, p *wire.Element, owner string) {
 		s.reply(iqError(iq, "cancel", "service-unavailable", ""))
 		return
 	}
-	if len(p.Children()) == 0 {
+	// The request is the first child other than publish-options, which
+	// accompanies <publish/> (XEP-0060 § 7.1.5) in either order.
+	var op *wire.Element
+	for _, c := range p.Children() {
+		if c.Name.Local != "publish-options" {
+			op = c
+			break
+		}
+	}
+	if op == nil {
 		s.reply(iqError(iq, "modify", "bad-request", "empty pubsub request"))
 		return
 	}
-	op := p.Children()[0]
-	own := owner == s.bare
 	set := iq.Get("type") == "set"
 	switch {
 	case p.Name.Space == nsPubSub && op.Name.Local == "items" && !set:
 		s.pepItems(ps, iq, op, owner)
-	case !own && set:
-		s.reply(iqError(iq, "auth", "forbidden", "only the owner changes its nodes"))
+	case owner != s.bare:
+		s.reply(iqError(iq, "auth", "forbidden", "only the owner changes or configures its nodes"))
 	case p.Name.Space == nsPubSub && op.Name.Local == "publish" && set:
 		s.pepPublish(ps, iq, op, p.Child(nsPubSub, "publish-options"))
 	case p.Name.Space == nsPubSub && op.Name.Local == "retract" && set:

@@ -274,6 +274,9 @@ func TestPEPPublishRetrieve(t *testing.T) {
 		res := bob.pepIQ(t, "set", aliceJID, "<pubsub xmlns='"+nsPubSub+"'><publish node='x'>"+
 			"<item>"+nick("bob")+"</item></publish></pubsub>")
 		expectPEPError(t, res, "forbidden", "")
+		res = bob.pepIQ(t, "get", aliceJID, "<pubsub xmlns='"+nsPubSubOwner+"'>"+
+			"<configure node='"+devices+"'/></pubsub>")
+		expectPEPError(t, res, "forbidden", "")
 	})
 	t.Run("retract", func(t *testing.T) {
 		retract := func(id string) *wire.Element {
