@@ -111,8 +111,6 @@ func serve(ctx context.Context, cfg *conf.Config, logger *slog.Logger) error {
 	// goes quiet (docs/memory.md).
 	mem := xmpp.StartMemoryReleaser(cfg.Memory.ReleaseAfter.Duration, reg, logger)
 	defer mem.Stop()
-	// While the live heap is small, collect less often (xmpp.GCFloor).
-	xmpp.StartGCFloor(ctx, xmpp.GCFloor, logger)
 
 	err = srv.Serve(ctx)
 	logger.Info("stopped")
