@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"hash"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -193,6 +194,8 @@ func (s *Session) pepCapsAnswer(iq *wire.Element) {
 
 // capsHash computes the XEP-0115 § 5.1 verification string of a disco#info
 // result with the named hash function; "" for an unknown function.
+// Everything is sorted by its own octets before the "<" separators are
+// added: "shim" comes before "shim#SubID", although "shim<" would not.
 func capsHash(name string, q *wire.Element) string {
 	var h hash.Hash
 	switch name {
@@ -203,32 +206,47 @@ func capsHash(name string, q *wire.Element) string {
 	default:
 		return ""
 	}
-	var ids, feats []string
-	var forms []string
+	var ids [][4]string
+	var feats []string
+	var forms [][2]string // FORM_TYPE, the rest of the form's string
 	for _, el := range q.Children() {
 		switch {
 		case el.Name.Space == nsDiscoInfo && el.Name.Local == "identity":
-			ids = append(ids, el.Get("category")+"/"+el.Get("type")+"/"+
-				el.Lang()+"/"+el.Get("name")+"<")
+			ids = append(ids, [4]string{el.Get("category"), el.Get("type"), el.Lang(),
+				el.Get("name")})
 		case el.Name.Space == nsDiscoInfo && el.Name.Local == "feature":
-			feats = append(feats, el.Get("var")+"<")
+			feats = append(feats, el.Get("var"))
 		case el.Name.Space == nsDataForm && el.Name.Local == "x":
 			forms = append(forms, capsForm(el))
 		}
 	}
-	sort.Strings(ids)
+	slices.SortFunc(ids, func(a, b [4]string) int { return slices.Compare(a[:], b[:]) })
 	sort.Strings(feats)
-	sort.Strings(forms) // each starts with its FORM_TYPE
-	h.Write([]byte(strings.Join(ids, "") + strings.Join(feats, "") + strings.Join(forms, "")))
+	slices.SortFunc(forms, func(a, b [2]string) int { return strings.Compare(a[0], b[0]) })
+	var sb strings.Builder
+	for _, id := range ids {
+		sb.WriteString(id[0] + "/" + id[1] + "/" + id[2] + "/" + id[3] + "<")
+	}
+	for _, f := range feats {
+		sb.WriteString(f + "<")
+	}
+	for _, f := range forms {
+		sb.WriteString(f[0] + "<" + f[1])
+	}
+	h.Write([]byte(sb.String()))
 	return base64.StdEncoding.EncodeToString(h.Sum(nil))
 }
 
-// capsForm is the part of the verification string one extended form gives
-// (XEP-0115 § 5.4, step 3.6): FORM_TYPE, then fields by var with their
-// values sorted.
-func capsForm(x *wire.Element) string {
+// capsForm returns the FORM_TYPE of one extended form and the rest of the
+// part of the verification string it gives (XEP-0115 § 5.4, step 3.6):
+// its fields sorted by var, each with its values sorted.
+func capsForm(x *wire.Element) [2]string {
 	var formType string
-	var fields []string
+	type field struct {
+		name string
+		vals []string
+	}
+	var fields []field
 	for _, f := range x.Children() {
 		if f.Name.Space != nsDataForm || f.Name.Local != "field" {
 			continue
@@ -236,18 +254,25 @@ func capsForm(x *wire.Element) string {
 		var vals []string
 		for _, v := range f.Children() {
 			if v.Name.Space == nsDataForm && v.Name.Local == "value" {
-				vals = append(vals, v.Text()+"<")
+				vals = append(vals, v.Text())
 			}
 		}
 		if f.Get("var") == "FORM_TYPE" {
-			formType = strings.Join(vals, "")
+			formType = strings.Join(vals, "<")
 			continue
 		}
 		sort.Strings(vals)
-		fields = append(fields, f.Get("var")+"<"+strings.Join(vals, ""))
+		fields = append(fields, field{f.Get("var"), vals})
 	}
-	sort.Strings(fields)
-	return formType + strings.Join(fields, "")
+	slices.SortFunc(fields, func(a, b field) int { return strings.Compare(a.name, b.name) })
+	var sb strings.Builder
+	for _, f := range fields {
+		sb.WriteString(f.name + "<")
+		for _, v := range f.vals {
+			sb.WriteString(v + "<")
+		}
+	}
+	return [2]string{formType, sb.String()}
 }
 
 // wantsNotify reports whether features ask for notifications of node

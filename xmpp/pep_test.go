@@ -490,7 +490,7 @@ func TestPEPNotifications(t *testing.T) {
 }
 
 // TestCapsHash checks the verification string against the examples of
-// XEP-0115 § 5.2 and § 5.3.
+// XEP-0115 § 5.2 and § 5.3, and one that slixmpp sends.
 func TestCapsHash(t *testing.T) {
 	cases := []struct{ name, query, ver string }{
 		{"simple", `<query xmlns='http://jabber.org/protocol/disco#info'>
@@ -515,6 +515,18 @@ func TestCapsHash(t *testing.T) {
 			<field var='software'><value>Psi</value></field>
 			<field var='software_version'><value>0.11</value></field></x></query>`,
 			"q07IKJEyjvHSyhy//CH0CxmKi8w="},
+		// slixmpp 1.8.3 with xep_0163 interest in OMEMO device lists:
+		// "shim" sorts before "shim#SubID" only when compared without
+		// the "<" that follows each feature.
+		{"prefix", `<query xmlns='http://jabber.org/protocol/disco#info'>
+			<identity category='client' type='bot'/>
+			<feature var='http://jabber.org/protocol/disco#info'/>
+			<feature var='jabber:x:data'/>
+			<feature var='http://jabber.org/protocol/shim'/>
+			<feature var='http://jabber.org/protocol/shim#SubID'/>
+			<feature var='http://jabber.org/protocol/caps'/>
+			<feature var='eu.siacs.conversations.axolotl.devicelist+notify'/></query>`,
+			"IbTWeQHBiM7chw/muOV0/gMgZF8="},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
