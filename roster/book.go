@@ -287,18 +287,17 @@ func (b *Book) SyncEarly(ctx context.Context, owner string, entries []Entry,
 	book, skipped := normalize(entries, func() string { return RegionOf(ownNum) })
 	delete(book, ownNum)
 	res.Skipped = skipped
-
 	sorted := sortBook(book)
-	numbers := make([]string, len(sorted))
-	for i, e := range sorted {
-		numbers[i] = e.number
-	}
 	// A Directory that cannot list its numbers is asked here, before the
 	// transaction, to keep the write lock short; an account created
 	// meanwhile is added by Joined, which waits for the lock. The
 	// in-memory set is read inside the lock instead, in step with Joined.
 	var registered []string
 	if _, ok := b.dir.(Lister); !ok {
+		numbers := make([]string, len(sorted))
+		for i, e := range sorted {
+			numbers[i] = e.number
+		}
 		if registered, err = b.dir.Registered(ctx, numbers); err != nil {
 			return res, fmt.Errorf("matching the book of %s: %w", owner, err)
 		}
@@ -352,13 +351,13 @@ func (b *Book) SyncEarly(ctx context.Context, owner string, entries []Entry,
 			}
 			return err
 		}
-		if err := b.charge(ctx, tx, owner, book, old); err != nil {
+		if err := b.charge(ctx, tx, owner, sorted, old); err != nil {
 			return err
 		}
 		if err := b.storeBook(ctx, tx, owner, digest, sorted, old); err != nil {
 			return err
 		}
-		res.Pushes, res.OverCap, err = b.apply(ctx, tx, owner, ownNum, book, old, res.Matches,
+		res.Pushes, res.OverCap, err = b.apply(ctx, tx, owner, ownNum, sorted, old, res.Matches,
 			func(overCap int) {
 				early := res
 				early.OverCap = overCap
@@ -480,6 +479,21 @@ func sortBook(book map[string]string) []bookEntry {
 	return out
 }
 
+// findEntry looks number up in a sorted book.
+func findEntry(book []bookEntry, number string) (bookEntry, bool) {
+	k, ok := numKey(number)
+	if !ok {
+		return bookEntry{}, false
+	}
+	i, found := slices.BinarySearchFunc(book, k, func(e bookEntry, k uint64) int {
+		return cmp.Compare(e.k, k)
+	})
+	if !found {
+		return bookEntry{}, false
+	}
+	return book[i], true
+}
+
 // sortShift is the bits of an index in sortBook's packed integers.
 const sortShift = 14
 
@@ -531,12 +545,12 @@ func (b *Book) day() (string, time.Time) {
 // today, or refuses them all with a *LimitError. Numbers of the stored
 // book (old) are free, and so are numbers that left it today. Lock: runs
 // inside Store.write; a refusal rolls the transaction back.
-func (b *Book) charge(ctx context.Context, tx *sql.Tx, owner string,
-	book, old map[string]string) error {
+func (b *Book) charge(ctx context.Context, tx *sql.Tx, owner string, book []bookEntry,
+	old map[string]string) error {
 	var fresh []string
-	for n := range book {
-		if _, ok := old[n]; !ok {
-			fresh = append(fresh, n)
+	for _, e := range book {
+		if _, ok := old[e.number]; !ok {
+			fresh = append(fresh, e.number)
 		}
 	}
 	if len(fresh) == 0 {
@@ -683,7 +697,7 @@ func scanStrings(rows *sql.Rows) (map[string]bool, error) {
 // before it writes anything (see SyncEarly). Lock: runs inside Book.write,
 // after storeBook.
 func (b *Book) apply(ctx context.Context, tx *sql.Tx, owner, ownNum string,
-	book, old map[string]string, matches []Match,
+	book []bookEntry, old map[string]string, matches []Match,
 	early func(overCap int)) (pushes []Push, overCap int, err error) {
 	// Who holds the owner's number decides mutuality.
 	holders := b.idx.holdersOf(ownNum, b.domain)
@@ -704,7 +718,7 @@ func (b *Book) apply(ctx context.Context, tx *sql.Tx, owner, ownNum string,
 	// Removals first, so that the room they make in a full roster
 	// goes to the new matches.
 	for n := range old {
-		if _, still := book[n]; still {
+		if _, still := findEntry(book, n); still {
 			continue
 		}
 		jid := n + "@" + b.domain
@@ -718,7 +732,8 @@ func (b *Book) apply(ctx context.Context, tx *sql.Tx, owner, ownNum string,
 	}
 	for _, m := range matches {
 		_, theirs := holds[m.JID]
-		p, err := w.set(m.JID, b.want(true, theirs), true, book[m.Number])
+		e, _ := findEntry(book, m.Number)
+		p, err := w.set(m.JID, b.want(true, theirs), true, e.name)
 		if errors.Is(err, ErrTooManyItems) {
 			overCap++
 			continue
