@@ -148,7 +148,7 @@ func (cr *chatRun) senderHandlers(snd *sender) handlers {
 			}
 			if r := m.child("received"); r != nil {
 				k, ok := cr.index(r.attr("id"))
-				if ok && cr.receipt[k].CompareAndSwap(0, cr.since()) {
+				if ok && cr.sentAt[k].Load() != 0 && cr.receipt[k].CompareAndSwap(0, cr.since()) {
 					cr.double.record(cr.latency(k))
 				}
 			}
@@ -163,8 +163,8 @@ func (cr *chatRun) recipientHandlers() handlers {
 		}
 		id := m.attr("id")
 		k, ok := cr.index(id)
-		if !ok {
-			return
+		if !ok || cr.sentAt[k].Load() == 0 {
+			return // not sent in this run: left queued by an earlier one
 		}
 		if cr.recvN[k].Add(1) == 1 {
 			cr.delivery.record(cr.latency(k))
@@ -177,6 +177,10 @@ func (cr *chatRun) recipientHandlers() handlers {
 	}}
 }
 
+// index returns the message number of an id. Messages that a server kept
+// from an earlier run against the same accounts carry the same ids; the
+// handlers count only numbers whose sentAt is set, which also orders their
+// reads of sched after its write.
 func (cr *chatRun) index(id string) (int, bool) {
 	k, err := strconv.Atoi(id)
 	return k, err == nil && k >= 0 && k < len(cr.sentAt)

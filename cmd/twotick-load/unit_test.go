@@ -1,8 +1,10 @@
 package main
 
 import (
+	"encoding/xml"
 	"errors"
 	"math"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -187,5 +189,40 @@ func TestRenderPlot(t *testing.T) {
 	}
 	if !found {
 		t.Error("no curve drawn")
+	}
+}
+
+// TestChatIgnoresEarlierRuns checks that a message or a receipt that a
+// server kept from an earlier run, with an id of this run, is not counted:
+// its latency would be measured from a due time it never had.
+func TestChatIgnoresEarlierRuns(t *testing.T) {
+	cr := &chatRun{sentAt: make([]atomic.Int64, 2), ackAt: make([]atomic.Int64, 2),
+		recvN: make([]atomic.Int32, 2), receipt: make([]atomic.Int64, 2)}
+	cr.sched = schedule{start: time.Now(), rate: 1000, total: 2}
+	cr.sentAt[1].Store(cr.since())
+	receipt := func(id string) *elem {
+		return &elem{name: "message", attrs: []xml.Attr{{Name: xml.Name{Local: "from"},
+			Value: "b@x"}}, children: []*elem{{name: "received", attrs: []xml.Attr{{
+			Name: xml.Name{Local: "id"}, Value: id}}}}}
+	}
+	body := func(id string) *elem {
+		return &elem{name: "message", attrs: []xml.Attr{{Name: xml.Name{Local: "id"},
+			Value: id}}, children: []*elem{{name: "body"}}}
+	}
+	snd := cr.senderHandlers(&sender{})
+	rcp := cr.recipientHandlers()
+	for _, id := range []string{"0", "1"} {
+		snd.stanza(nil, receipt(id))
+		rcp.stanza(nil, body(id))
+	}
+	if cr.double.count() != 1 || cr.delivery.count() != 1 {
+		t.Fatalf("counted %d receipts and %d deliveries, want 1 each (message 1 only)",
+			cr.double.count(), cr.delivery.count())
+	}
+	if cr.recvN[0].Load() != 0 || cr.receipt[0].Load() != 0 {
+		t.Error("message 0, never sent in this run, was counted")
+	}
+	if max := cr.double.quantile(1); max > time.Minute {
+		t.Errorf("receipt latency %v", max)
 	}
 }
