@@ -454,11 +454,18 @@ func TestQueuedPushesReachSessions(t *testing.T) {
 }
 
 // BenchmarkJoinedPushes registers a number held in the books of 10,000
-// users, 100 of them online with their roster fetched, and times the
-// registration until every online holder has the roster push: the store
-// transaction (roster.Book.Joined) and the pushes.
+// users, 100 or 1,000 of them online with their roster fetched, and times
+// the registration until every online holder has the roster push: the
+// store transaction (roster.Book.Joined) and the pushes.
 func BenchmarkJoinedPushes(b *testing.B) {
-	const holders, online = 10000, 100
+	for _, online := range []int{100, 1000} {
+		b.Run(fmt.Sprintf("online=%d", online), func(b *testing.B) {
+			benchJoinedPushes(b, 10000, online)
+		})
+	}
+}
+
+func benchJoinedPushes(b *testing.B, holders, online int) {
 	ts := newContactsServer(b, 0)
 	ctx := context.Background()
 	owner := func(i int) string { return fmt.Sprintf("+1303555%04d", i) }
