@@ -14,8 +14,11 @@ import (
 // TestInteropPEP runs slix_pep.py: the stranger finds the owner's PEP
 // service in disco#info, the owner publishes an OMEMO device list with
 // publish-options access_model=open, the stranger retrieves it, a
-// conflicting precondition is refused with <precondition-not-met/>, and a
-// node with the default presence access model is refused to the stranger.
+// conflicting precondition is refused with <precondition-not-met/>, a
+// node with the default presence access model is refused to the stranger,
+// and once the two share presence and the stranger announces
+// devicelist+notify in its entity capabilities, it gets the last device
+// list and then each new one as events.
 func TestInteropPEP(t *testing.T) {
 	if os.Getenv("TWOTICK_INTEROP_SERVER") == "prosody" {
 		t.Skip("the reference Prosody configuration does not load mod_pep")

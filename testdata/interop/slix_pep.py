@@ -13,7 +13,12 @@ the owner (--jid) and a stranger (--peer, --peer-password). Then:
 3. the stranger retrieves the node and finds the owner's device ids;
 4. publishing again with access_model=presence is refused with conflict
    and <precondition-not-met/>, and a node with the default access model
-   (presence) is refused to the stranger with not-authorized.
+   (presence) is refused to the stranger with not-authorized;
+5. the two subscribe to each other's presence; the peer then adds
+   DEVICELIST+notify to its entity capabilities (slixmpp's xep_0115 and
+   xep_0163) and sends them with its presence: the server asks for them,
+   checks the hash, and sends the last device list (XEP-0163 § 4.3); a new device
+   list the owner publishes then reaches the peer as an event too.
 
 Exit status 0 means all of it happened within --timeout seconds.
 Run it with Debian's /usr/bin/python3: python3-slixmpp installs there.
@@ -28,11 +33,12 @@ from slixcommon import Failure, base_arguments, login, logout, new_client, run
 
 NAME = "slixmpp pep"
 
-PLUGINS = ("xep_0004", "xep_0030", "xep_0060")
+PLUGINS = ("xep_0004", "xep_0030", "xep_0060", "xep_0115", "xep_0163")
 
 NS_OMEMO = "eu.siacs.conversations.axolotl"
 DEVICELIST = NS_OMEMO + ".devicelist"
 NS_PUBSUB_ERRORS = "http://jabber.org/protocol/pubsub#errors"
+NS_PUBSUB_EVENT = "http://jabber.org/protocol/pubsub#event"
 DEVICES = ("1234", "98765")
 
 
@@ -142,6 +148,65 @@ async def scenario(args, report):
                   peer["xep_0060"].get_items(args.jid, "http://jabber.org/protocol/nick",
                                              timeout=left()), "not-authorized")
     report.say("conflicting publish-options and the presence access model were enforced")
+
+    # 5. Presence subscriptions, +notify in the caps, and events.
+    events = []
+    arrived = asyncio.Event()
+
+    def on_event(msg):
+        # slixmpp's pubsub_publish handler is called from inside its own
+        # loop over these items, and a stanza object has one iterator: a
+        # second loop over it here would restart that one for ever. Read
+        # the XML instead.
+        items = msg["pubsub_event"]["items"]
+        if items["node"] == DEVICELIST and msg["from"].bare == args.jid:
+            for item in items.xml.findall(f"{{{NS_PUBSUB_EVENT}}}item"):
+                lst = item.find(f"{{{NS_OMEMO}}}list")
+                if lst is not None:
+                    events.append({d.get("id") for d in lst.findall(f"{{{NS_OMEMO}}}device")})
+                    arrived.set()
+
+    peer.add_event_handler("pubsub_publish", on_event)
+
+    async def event_with(device, what):
+        while not any(device in e for e in events):
+            arrived.clear()
+            try:
+                await asyncio.wait_for(arrived.wait(), left())
+            except asyncio.TimeoutError:
+                raise Failure(f"the peer got no {what}") from None
+
+    online = loop.create_future()
+
+    def on_available(pres):
+        if pres["from"].bare == args.jid and not online.done():
+            online.set_result(None)
+
+    peer.add_event_handler("presence_available", on_available)
+    peer.send_presence_subscription(pto=args.jid)  # the owner's slixmpp accepts
+    try:
+        await asyncio.wait_for(online, left())
+    except asyncio.TimeoutError:
+        raise Failure("the peer never saw the owner's presence") from None
+    report.say("the peer receives the owner's presence")
+
+    peer["xep_0163"].add_interest(DEVICELIST)
+    # update_caps(broadcast=True) can wait for ever in slixmpp 1.8.3; the
+    # new caps go out with the next presence anyway.
+    await asyncio.wait_for(peer["xep_0115"].update_caps(broadcast=False), left())
+    peer.send_presence()
+    await event_with(DEVICES[0], "last device list after announcing +notify")
+    report.say("the peer got the last device list after announcing +notify")
+
+    newer = ET.Element(f"{{{NS_OMEMO}}}list")
+    for d in DEVICES + ("5555",):
+        ET.SubElement(newer, f"{{{NS_OMEMO}}}device", id=d)
+    await call("publishing a new device list",
+               owner["xep_0060"].publish(args.jid, DEVICELIST, id="current", payload=newer,
+                                         options=options(owner, "open"), timeout=left()),
+               left())
+    await event_with("5555", "event for the new device list")
+    report.say("the peer got the new device list as an event")
 
     for c in (owner, peer):
         await logout(c, min(5.0, left()))
