@@ -100,10 +100,17 @@ prosody_start() {
 
 prosody_stop() { stop_pid; }
 
-# stop_pid ends the server this script started last, by its process id.
+# stop_pid ends the server this script started last, by its process id:
+# SIGTERM, then SIGKILL after 30 s (Prosody 0.12 can hang in its shutdown
+# after an error in mod_c2s while closing thousands of sessions).
 stop_pid() {
 	[ -n "${SERVER_PID:-}" ] || return 0
 	kill "$SERVER_PID" 2>/dev/null || true
+	for _ in $(seq 300); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
+	if kill -0 "$SERVER_PID" 2>/dev/null; then
+		log "pid $SERVER_PID did not stop within 30 s of SIGTERM; killing it"
+		kill -9 "$SERVER_PID" 2>/dev/null || true
+	fi
 	wait "$SERVER_PID" 2>/dev/null || true
 	SERVER_PID=
 }
