@@ -40,6 +40,7 @@ type config struct {
 	users      int           // offline: recipients
 	messages   int           // offline: messages per recipient
 	uploads    int           // contacts: uploads, each by its own account
+	uploadRate float64       // contacts: offered uploads per second; 0: closed loop
 	bookSize   int           // contacts: numbers per upload
 	population int           // contacts: registered accounts from --user-start
 	matchShare float64       // contacts: share of each book that is registered
@@ -85,6 +86,9 @@ func parseFlags(args []string) (*config, error) {
 		"chat, offline: longest wait for outstanding messages")
 	fs.IntVar(&c.users, "users", 10, "offline: recipients (each has its own sender)")
 	fs.IntVar(&c.messages, "messages", 10, "offline: messages per recipient")
+	fs.Float64Var(&c.uploadRate, "upload-rate", 0,
+		"contacts: offer uploads at this rate, open loop, latency from each one's due time "+
+			"(0: --concurrency uploads in flight, each sent when one is answered)")
 	fs.IntVar(&c.uploads, "uploads", 100,
 		"contacts: uploads in total, each by its own account (the first N of the population)")
 	fs.IntVar(&c.bookSize, "book-size", 1000, "contacts: numbers per upload")
@@ -138,6 +142,8 @@ func (c *config) validate() error {
 			"and --match-share within 0..1")
 	case c.scenario == "contacts" && c.uploads > maxUploaders:
 		return fmt.Errorf("--uploads %d: at most %d, one session each", c.uploads, maxUploaders)
+	case c.uploadRate < 0:
+		return fmt.Errorf("--upload-rate must not be negative")
 	case c.concurrency < 1 || c.sources < 1:
 		return fmt.Errorf("--concurrency and --sources must be at least 1")
 	case c.mech != "" && c.mech != "SCRAM-SHA-1" && c.mech != "SCRAM-SHA-256":

@@ -99,7 +99,8 @@ func readRuns(path string) ([]runLine, error) {
 }
 
 // writeScenarioTable writes metrics as rows and runs as columns. A run is
-// labelled by server, plus the offered rate for chat.
+// labelled by server, plus the offered rate for chat and contacts (or, for
+// a closed-loop contacts run, the uploads in flight).
 func writeScenarioTable(b *strings.Builder, scenario string, runs []runLine, plots string) {
 	var cols []runLine
 	names := map[string]bool{}
@@ -115,8 +116,13 @@ func writeScenarioTable(b *strings.Builder, scenario string, runs []runLine, plo
 		return
 	}
 	label := func(r runLine) string {
-		if scenario == "chat" {
+		switch {
+		case scenario == "chat":
 			return fmt.Sprintf("%s @%v/s", r.Server, r.Params["rate"])
+		case scenario == "contacts" && param(r, "upload_rate") > 0:
+			return fmt.Sprintf("%s @%v/s", r.Server, r.Params["upload_rate"])
+		case scenario == "contacts":
+			return fmt.Sprintf("%s, %v in flight", r.Server, r.Params["concurrency"])
 		}
 		return r.Server
 	}

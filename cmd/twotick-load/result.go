@@ -101,7 +101,7 @@ func (r *result) appendJSON(path string) error {
 			"duration_s": c.duration.Seconds(), "users": c.users, "messages": c.messages,
 			"uploads": c.uploads, "book_size": c.bookSize, "connect_rate": c.connectRate,
 			"population": c.population, "match_share": c.matchShare,
-			"concurrency": c.concurrency,
+			"concurrency": c.concurrency, "upload_rate": c.uploadRate,
 		},
 		"metrics": ms,
 	}

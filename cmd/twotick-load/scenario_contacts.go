@@ -28,7 +28,8 @@ const maxUploaders = 18000
 // runContacts uploads cfg.uploads address books, each from its own account
 // (account k of the population uploads book k), so that every upload is a
 // new book, as when users install the app: up to cfg.concurrency uploads
-// are in flight at once. All uploaders log in first; only the uploads are
+// are in flight at once, or, with cfg.uploadRate, each is sent when it is
+// due at that rate. All uploaders log in first; only the uploads are
 // timed. Each book holds cfg.bookSize distinct numbers: a cfg.matchShare
 // share of accounts of the population, the rest numbers after it that
 // nobody registered (see bookNumbers).
@@ -62,32 +63,49 @@ func runContacts(ctx context.Context, e *env, res *result) error {
 	}
 
 	lat := &histogram{}
-	var next, bad, matched, short atomic.Int64
+	var bad, matched, short atomic.Int64
 	var firstErr atomic.Value
+	one := func(k int, from time.Time) {
+		got, err := upload(ctx, ss[k], answers[k], k, stanzas[k], from, lat)
+		if err != nil {
+			bad.Add(1)
+			firstErr.CompareAndSwap(nil, err)
+			return
+		}
+		matched.Add(int64(got))
+		if got != want[k] {
+			short.Add(1)
+			firstErr.CompareAndSwap(nil, fmt.Errorf(
+				"upload %d: %d numbers matched, want %d", k, got, want[k]))
+		}
+	}
 	var wg sync.WaitGroup
 	cpu0, _ := e.serverCPU()
 	t0 := time.Now()
-	for range min(e.cfg.concurrency, n) {
-		wg.Go(func() {
-			for {
-				k := int(next.Add(1) - 1)
-				if k >= n || ctx.Err() != nil {
-					return
+	if r := e.cfg.uploadRate; r > 0 {
+		// Open loop: upload k is due at t0 + k/r whatever happened to the
+		// others, and its latency runs from then (no coordinated omission).
+		sched := schedule{start: t0, rate: r, total: n}
+		for k := range n {
+			wg.Go(func() {
+				if sleepUntil(ctx, sched.due(k)) == nil {
+					one(k, sched.due(k))
 				}
-				got, err := upload(ctx, ss[k], answers[k], k, stanzas[k], lat)
-				if err != nil {
-					bad.Add(1)
-					firstErr.CompareAndSwap(nil, err)
-					continue
+			})
+		}
+	} else {
+		var next atomic.Int64
+		for range min(e.cfg.concurrency, n) {
+			wg.Go(func() {
+				for {
+					k := int(next.Add(1) - 1)
+					if k >= n || ctx.Err() != nil {
+						return
+					}
+					one(k, time.Time{})
 				}
-				matched.Add(int64(got))
-				if got != want[k] {
-					short.Add(1)
-					firstErr.CompareAndSwap(nil, fmt.Errorf(
-						"upload %d: %d numbers matched, want %d", k, got, want[k]))
-				}
-			}
-		})
+			})
+		}
 	}
 	wg.Wait()
 	elapsed := time.Since(t0)
@@ -98,7 +116,11 @@ func runContacts(ctx context.Context, e *env, res *result) error {
 	res.add("uploads_mismatched", float64(short.Load()), "")
 	res.add("book_size", float64(e.cfg.bookSize), "")
 	res.add("population", float64(e.cfg.population), "")
-	res.add("concurrency", float64(min(e.cfg.concurrency, n)), "")
+	if e.cfg.uploadRate > 0 {
+		res.add("offered_rate", e.cfg.uploadRate, "/s")
+	} else {
+		res.add("concurrency", float64(min(e.cfg.concurrency, n)), "")
+	}
 	if good > 0 {
 		res.add("matches_per_upload", float64(matched.Load())/float64(good), "")
 	}
@@ -168,11 +190,15 @@ func bookStanza(e *env, k int) (string, int) {
 }
 
 // upload sends book k and waits for its answer; it returns the number of
-// matches the answer lists.
+// matches the answer lists. Its latency runs from from, or from the send
+// when from is zero.
 func upload(ctx context.Context, s *session, answer <-chan *elem, k int, stanza string,
-	lat *histogram) (int, error) {
+	from time.Time, lat *histogram) (int, error) {
 	id := "book" + strconv.Itoa(k)
-	t0 := time.Now()
+	t0 := from
+	if t0.IsZero() {
+		t0 = time.Now()
+	}
 	if _, err := s.sendStanza(stanza, false); err != nil {
 		return 0, err
 	}

@@ -42,6 +42,9 @@ func TestSmoke(t *testing.T) {
 		{"contacts", []string{"--scenario", "contacts", "--uploads", "5", "--concurrency", "2",
 			"--book-size", "50", "--population", "30", "--match-share", "0.2",
 			"--unregistered", "1000"}},
+		{"contacts-open", []string{"--scenario", "contacts", "--uploads", "5",
+			"--upload-rate", "20", "--book-size", "50", "--population", "30",
+			"--match-share", "0.2", "--unregistered", "1000"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg, err := parseFlags(append(append([]string{}, base...), tc.args...))

@@ -21,7 +21,12 @@ func TestWriteTargets(t *testing.T) {
 	contacts := func(pop, rate, p99, wrong float64) runLine {
 		return runLine{Server: "twotick", Scenario: "contacts",
 			Metrics: map[string]float64{"uploads_per_s": rate, "upload_p99_ms": p99,
-				"population": pop, "uploads_mismatched": wrong}}
+				"population": pop, "uploads_mismatched": wrong, "concurrency": 8}}
+	}
+	openContacts := func(offered, rate, p99 float64) runLine {
+		r := contacts(1e6, rate, p99, 0)
+		r.Params = map[string]any{"upload_rate": offered}
+		return r
 	}
 	tests := []struct {
 		name string
@@ -51,6 +56,18 @@ func TestWriteTargets(t *testing.T) {
 			[]string{"**missed**: contacts: 200 uploads/s"}},
 		{"contacts with wrong matches", []runLine{contacts(1e6, 300, 30, 2)},
 			[]string{"**missed**: contacts", "2 uploads failed or matched wrongly"}},
+		{"contacts open loop at the offered rate", []runLine{contacts(1e6, 300, 70, 0),
+			openContacts(250, 248.9, 30)},
+			[]string{"met: contacts: 250 uploads/s offered open loop", "p99 30.0 ms",
+				"at saturation (8 in flight) 300 uploads/s with p99 70.0 ms"}},
+		{"contacts open loop falling behind", []runLine{openContacts(250, 200, 30)},
+			[]string{"**missed**: contacts: 200 uploads/s offered open loop"}},
+		{"chat a hair under the offered rate", []runLine{func() runLine {
+			r := chat("twotick", 5000, 14, 0)
+			r.Metrics["achieved_rate"] = 4999.5
+			return r
+		}()},
+			[]string{"met: chat ≥ 5000 msg/s", "5000 msg/s at p99 14.0 ms"}},
 		{"contacts quick run", []runLine{contacts(20000, 300, 30, 0)},
 			[]string{"not measured: contacts: 300 uploads/s", "against 20000 accounts"}},
 	}
