@@ -246,13 +246,13 @@ run_server() {
 		# closed loop with CONTACTS_CONCURRENCY in flight (the rate at
 		# saturation), each on a fresh server so that every book is new.
 		twotick_contacts_start
-		load "$s" contacts "contacts-$s" --user-start $CONTACTS_START --tls=false \
+		load "$s" contacts "contacts-$s-$CONTACTS_RATE" --user-start $CONTACTS_START --tls=false \
 			--population $CONTACTS_POPULATION --uploads $CONTACTS_UPLOADS --book-size 1000 \
 			--match-share 0.07 --upload-rate $CONTACTS_RATE
 		"${s}_stop"
 		log "$s: contacts at saturation, $CONTACTS_CONCURRENCY uploads in flight"
 		twotick_contacts_start
-		load "$s" contacts "contacts-saturation-$s" --user-start $CONTACTS_START --tls=false \
+		load "$s" contacts "contacts-$s-saturation" --user-start $CONTACTS_START --tls=false \
 			--population $CONTACTS_POPULATION --uploads $CONTACTS_UPLOADS --book-size 1000 \
 			--match-share 0.07 --concurrency $CONTACTS_CONCURRENCY
 		"${s}_stop"

@@ -162,11 +162,25 @@ func writeScenarioTable(b *strings.Builder, scenario string, runs []runLine, plo
 	}
 	b.WriteString("\n")
 	for _, c := range cols {
-		name := strings.NewReplacer(" ", "", "@", "-", "/s", "").Replace(label(c))
-		p := fmt.Sprintf("%s/%s-%s.png", plots, scenario, name)
+		p := fmt.Sprintf("%s/%s-%s.png", plots, scenario, plotName(scenario, c))
 		fmt.Fprintf(b, "![%s %s](%s)\n", scenario, label(c), p)
 	}
 	b.WriteString("\n")
+}
+
+// plotName is the part of a run's plot file name after the scenario, as
+// compare.sh names it: the server, and the offered rate for chat and
+// open-loop contacts runs, or "saturation" for a closed-loop contacts run.
+func plotName(scenario string, r runLine) string {
+	switch {
+	case scenario == "chat":
+		return fmt.Sprintf("%s-%v", r.Server, r.Params["rate"])
+	case scenario == "contacts" && param(r, "upload_rate") > 0:
+		return fmt.Sprintf("%s-%v", r.Server, r.Params["upload_rate"])
+	case scenario == "contacts":
+		return r.Server + "-saturation"
+	}
+	return r.Server
 }
 
 // ratioTo appends "(×r)", the figure relative to twotick's run with the
