@@ -5,6 +5,7 @@
 #   make build    binaries into ./bin
 #   make run      go run ./cmd/twotick serve (ARGS="--config FILE")
 #   make bench    cmd/twotick-load/compare.sh
+#   make readme   README.md from docs/README.head.md and docs/configuration.md
 #
 # PKGS=./conf/... limits vet, test and fuzz to some packages.
 #
@@ -56,7 +57,7 @@ define phase
 	exit $$rc
 endef
 
-.PHONY: test deps deps-apt vet gotest fuzz build run bench clean
+.PHONY: test deps deps-apt vet gotest fuzz build run bench readme clean
 
 test:
 	@mkdir -p bin && : > $(PHASE_LOG)
@@ -115,6 +116,11 @@ bench:
 	@if [ -x cmd/twotick-load/compare.sh ]; then exec cmd/twotick-load/compare.sh; \
 	elif [ -f cmd/twotick-load/compare.sh ]; then exec bash cmd/twotick-load/compare.sh; \
 	else echo "bench: cmd/twotick-load/compare.sh does not exist yet" >&2; exit 1; fi
+
+# readme writes README.md: the head, then the configuration reference with
+# its links made relative to the top level (conf/docs_test.go checks it).
+readme:
+	TWOTICK_WRITE_README=1 $(GO) test -count=1 -run '^TestReadmeReference$$' ./conf
 
 clean:
 	rm -rf bin $(INTEROP)/node_modules

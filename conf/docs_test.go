@@ -2,6 +2,7 @@ package conf
 
 import (
 	"os"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -78,5 +79,49 @@ func TestDocsShowCheckOutput(t *testing.T) {
 		if !strings.Contains(doc, "\n"+line+"\n") {
 			t.Errorf("%s does not show the line\n%s", docsPath, line)
 		}
+	}
+}
+
+// readmeLink matches the target of a Markdown link.
+var readmeLink = regexp.MustCompile(`\]\([^)]*\)`)
+
+// readmeFromDocs is what `make readme` writes to README.md: the hand-written
+// head, then docs/configuration.md with its relative links, written from
+// docs/, made relative to the top level.
+func readmeFromDocs(head, ref string) string {
+	return head + readmeLink.ReplaceAllStringFunc(ref, func(m string) string {
+		target := m[2 : len(m)-1]
+		switch {
+		case target == "" || strings.HasPrefix(target, "#") || strings.Contains(target, ":"):
+			return m // within the page, or another site
+		case strings.HasPrefix(target, "../"):
+			return "](" + strings.TrimPrefix(target, "../") + ")"
+		default:
+			return "](docs/" + target + ")"
+		}
+	})
+}
+
+// README.md ends with the configuration reference, so that it can be read
+// on the project's front page; it must be the same as the one in docs/, with
+// links that work from the top level.
+func TestReadmeReference(t *testing.T) {
+	read := func(p string) string {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	want := readmeFromDocs(read("../docs/README.head.md"), read(docsPath))
+	if os.Getenv("TWOTICK_WRITE_README") == "1" { // make readme
+		if err := os.WriteFile("../README.md", []byte(want), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	if got := read("../README.md"); got != want {
+		t.Fatal("README.md is not docs/README.head.md followed by docs/configuration.md; " +
+			"edit those and run make readme")
 	}
 }
