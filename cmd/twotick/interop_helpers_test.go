@@ -100,6 +100,9 @@ type xmppServer struct {
 	exited chan struct{} // closed when cmd has been waited for
 	err    error         // cmd.Wait's result, set before exited closes
 	log    *lockedBuffer
+
+	// db is the SQLite database of a twotick server, "" for others.
+	db string
 }
 
 // startServer starts the server under test: twotick, or Prosody when
@@ -197,7 +200,8 @@ addr = %q
 		t.Fatal(err)
 	}
 
-	s := &xmppServer{name: "twotick", domain: "localhost", c2s: addrs[0]}
+	s := &xmppServer{name: "twotick", domain: "localhost", c2s: addrs[0],
+		db: filepath.Join(dir, "data", "twotick.db")}
 	s.addUser = func(t *testing.T, phone, password string) string {
 		t.Helper()
 		out := runCLI(t, bin, "user", "add", phone, "--password", password, "--config", config)
@@ -285,6 +289,14 @@ func (s *xmppServer) stop(t *testing.T) {
 	}
 	if s.err != nil {
 		t.Fatalf("%s exited after SIGTERM with %v, want status 0", s.name, s.err)
+	}
+	// SQLite checkpoints and removes the write-ahead log when the last
+	// connection closes: a log left behind means a connection was not.
+	if s.db != "" {
+		if _, err := os.Stat(s.db + "-wal"); err == nil {
+			t.Errorf("%s left %s-wal after a graceful stop: a database connection "+
+				"was not closed", s.name, filepath.Base(s.db))
+		}
 	}
 	t.Logf("%s stopped %v after SIGTERM", s.name, time.Since(start).Round(time.Millisecond))
 }

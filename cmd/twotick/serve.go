@@ -41,6 +41,9 @@ func serve(ctx context.Context, cfg *conf.Config, logger *slog.Logger) error {
 	defer deps.Queue.Close()
 	accounts, tlsConf := deps.Accounts, deps.TLS
 	deps.Book = newBook(cfg, deps.Roster, accounts, db) // accounts.go
+	// Before db.Close: the book holds a connection of its own, and SQLite
+	// removes the write-ahead log only when the last connection closes.
+	defer deps.Book.Close()
 
 	registrar, err := newRegistrar(ctx, cfg, db, accounts, logger) // registration.go
 	if err != nil {
