@@ -1,6 +1,7 @@
 package register
 
 import (
+	"bytes"
 	"context"
 	"crypto/hmac"
 	"crypto/pbkdf2"
@@ -8,6 +9,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -294,4 +296,53 @@ func TestClientAddr(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestHTTPRefusalsLogged checks what an operator watching for abuse sees:
+// a refused code request and a wrong code each log one Warn line with the
+// client's address (and the limit that refused), and the code itself is
+// never written to the log.
+func TestHTTPRefusalsLogged(t *testing.T) {
+	var buf bytes.Buffer
+	var mu sync.Mutex
+	logger := slog.New(slog.NewTextHandler(lockedWriter{&mu, &buf}, nil))
+	h := newHarness(t, HTTPOptions{Logger: logger})
+	const number = "+12025550100"
+	for i := range 6 { // the sixth number from one address is over its limit
+		h.do(t, "GET", fmt.Sprintf("/authentication/+1202555%04d", 100+i), "", "")
+	}
+	code := h.code(t, number)
+	wrong := "000000"
+	if code == wrong {
+		wrong = "111111"
+	}
+	if st, _ := h.do(t, "POST", "/password", quicksyAuth(number, wrong), "pw-123456"); st != 401 {
+		t.Fatalf("wrong code answered %d, want 401", st)
+	}
+	mu.Lock()
+	out := buf.String()
+	mu.Unlock()
+	for _, want := range []string{
+		`level=WARN msg="verification code refused by a limit" remote_addr=127.0.0.1 scope=`,
+		`level=WARN msg="wrong verification code" remote_addr=127.0.0.1`,
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("log lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, code) || strings.Contains(out, wrong) {
+		t.Errorf("log holds a verification code:\n%s", out)
+	}
+}
+
+// lockedWriter serialises writes from the server's handler goroutines.
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
