@@ -193,9 +193,11 @@ func (s *Session) pepCapsAnswer(iq *wire.Element) {
 }
 
 // capsHash computes the XEP-0115 § 5.1 verification string of a disco#info
-// result with the named hash function; "" for an unknown function.
-// Everything is sorted by its own octets before the "<" separators are
-// added: "shim" comes before "shim#SubID", although "shim<" would not.
+// result with the named hash function; "" for an unknown function or a
+// result that § 5.4 calls ill-formed (an identity, a feature or a form's
+// FORM_TYPE twice), which then matches no ver. Everything is sorted by its
+// own octets before the "<" separators are added: "shim" comes before
+// "shim#SubID", although "shim<" would not.
 func capsHash(name string, q *wire.Element) string {
 	var h hash.Hash
 	switch name {
@@ -217,12 +219,25 @@ func capsHash(name string, q *wire.Element) string {
 		case el.Name.Space == nsDiscoInfo && el.Name.Local == "feature":
 			feats = append(feats, el.Get("var"))
 		case el.Name.Space == nsDataForm && el.Name.Local == "x":
-			forms = append(forms, capsForm(el))
+			f, ok, bad := capsForm(el)
+			if bad {
+				return ""
+			}
+			if ok {
+				forms = append(forms, f)
+			}
 		}
 	}
 	slices.SortFunc(ids, func(a, b [4]string) int { return slices.Compare(a[:], b[:]) })
 	sort.Strings(feats)
 	slices.SortFunc(forms, func(a, b [2]string) int { return strings.Compare(a[0], b[0]) })
+	if len(slices.Compact(slices.Clone(ids))) != len(ids) ||
+		len(slices.Compact(slices.Clone(feats))) != len(feats) ||
+		len(slices.CompactFunc(slices.Clone(forms), func(a, b [2]string) bool {
+			return a[0] == b[0]
+		})) != len(forms) {
+		return ""
+	}
 	var sb strings.Builder
 	for _, id := range ids {
 		sb.WriteString(id[0] + "/" + id[1] + "/" + id[2] + "/" + id[3] + "<")
@@ -239,40 +254,54 @@ func capsHash(name string, q *wire.Element) string {
 
 // capsForm returns the FORM_TYPE of one extended form and the rest of the
 // part of the verification string it gives (XEP-0115 § 5.4, step 3.6):
-// its fields sorted by var, each with its values sorted.
-func capsForm(x *wire.Element) [2]string {
-	var formType string
+// its fields sorted by var, each with its values sorted. ok is false for
+// a form to leave out (no FORM_TYPE, or one not of type hidden); bad is
+// true for a FORM_TYPE with different values, which makes the whole
+// result ill-formed.
+func capsForm(x *wire.Element) (f [2]string, ok, bad bool) {
+	var formType []string
+	found := false
 	type field struct {
 		name string
 		vals []string
 	}
 	var fields []field
-	for _, f := range x.Children() {
-		if f.Name.Space != nsDataForm || f.Name.Local != "field" {
+	for _, fe := range x.Children() {
+		if fe.Name.Space != nsDataForm || fe.Name.Local != "field" {
 			continue
 		}
 		var vals []string
-		for _, v := range f.Children() {
+		for _, v := range fe.Children() {
 			if v.Name.Space == nsDataForm && v.Name.Local == "value" {
 				vals = append(vals, v.Text())
 			}
 		}
-		if f.Get("var") == "FORM_TYPE" {
-			formType = strings.Join(vals, "<")
+		if fe.Get("var") == "FORM_TYPE" {
+			if fe.Get("type") != "hidden" {
+				return f, false, false
+			}
+			found = true
+			formType = slices.Compact(slices.Sorted(slices.Values(vals)))
 			continue
 		}
 		sort.Strings(vals)
-		fields = append(fields, field{f.Get("var"), vals})
+		fields = append(fields, field{fe.Get("var"), vals})
+	}
+	switch {
+	case !found || len(formType) == 0:
+		return f, false, false
+	case len(formType) > 1:
+		return f, false, true
 	}
 	slices.SortFunc(fields, func(a, b field) int { return strings.Compare(a.name, b.name) })
 	var sb strings.Builder
-	for _, f := range fields {
-		sb.WriteString(f.name + "<")
-		for _, v := range f.vals {
+	for _, fl := range fields {
+		sb.WriteString(fl.name + "<")
+		for _, v := range fl.vals {
 			sb.WriteString(v + "<")
 		}
 	}
-	return [2]string{formType, sb.String()}
+	return [2]string{formType[0], sb.String()}, true, false
 }
 
 // wantsNotify reports whether features ask for notifications of node

@@ -490,7 +490,8 @@ func TestPEPNotifications(t *testing.T) {
 }
 
 // TestCapsHash checks the verification string against the examples of
-// XEP-0115 § 5.2 and § 5.3, and one that slixmpp sends.
+// XEP-0115 § 5.2 and § 5.3 and one that slixmpp sends, and the rules of
+// § 5.4 for forms that are left out and results that are ill-formed.
 func TestCapsHash(t *testing.T) {
 	cases := []struct{ name, query, ver string }{
 		{"simple", `<query xmlns='http://jabber.org/protocol/disco#info'>
@@ -527,6 +528,36 @@ func TestCapsHash(t *testing.T) {
 			<feature var='http://jabber.org/protocol/caps'/>
 			<feature var='eu.siacs.conversations.axolotl.devicelist+notify'/></query>`,
 			"IbTWeQHBiM7chw/muOV0/gMgZF8="},
+		// XEP-0115 § 5.4: a form without a hidden FORM_TYPE is left out,
+		// so this is the simple example's ver again.
+		{"form without FORM_TYPE ignored", `<query xmlns='http://jabber.org/protocol/disco#info'>
+			<identity category='client' name='Exodus 0.9.1' type='pc'/>
+			<feature var='http://jabber.org/protocol/caps'/>
+			<feature var='http://jabber.org/protocol/disco#info'/>
+			<feature var='http://jabber.org/protocol/disco#items'/>
+			<feature var='http://jabber.org/protocol/muc'/>
+			<x xmlns='jabber:x:data' type='result'><field var='os'><value>Mac</value></field></x>
+			<x xmlns='jabber:x:data' type='result'><field var='FORM_TYPE'><value>urn:x</value>
+			</field></x></query>`,
+			"QgayPKawpkPSDYmwT/WM94uAlu0="},
+		// Ill-formed results match no ver: a client cannot make the server
+		// cache features under a ver that another client's caps name.
+		{"feature twice", `<query xmlns='http://jabber.org/protocol/disco#info'>
+			<identity category='client' type='pc'/><feature var='urn:a'/>
+			<feature var='urn:a'/></query>`, ""},
+		{"identity twice", `<query xmlns='http://jabber.org/protocol/disco#info'>
+			<identity category='client' type='pc'/><identity category='client' type='pc'/>
+			<feature var='urn:a'/></query>`, ""},
+		{"FORM_TYPE twice", `<query xmlns='http://jabber.org/protocol/disco#info'>
+			<identity category='client' type='pc'/>
+			<x xmlns='jabber:x:data' type='result'><field var='FORM_TYPE' type='hidden'>
+			<value>urn:x</value></field></x>
+			<x xmlns='jabber:x:data' type='result'><field var='FORM_TYPE' type='hidden'>
+			<value>urn:x</value></field></x></query>`, ""},
+		{"FORM_TYPE with two values", `<query xmlns='http://jabber.org/protocol/disco#info'>
+			<identity category='client' type='pc'/>
+			<x xmlns='jabber:x:data' type='result'><field var='FORM_TYPE' type='hidden'>
+			<value>urn:x</value><value>urn:y</value></field></x></query>`, ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
