@@ -14,7 +14,9 @@ the owner (--jid) and a stranger (--peer, --peer-password). Then:
 4. publishing again with access_model=presence is refused with conflict
    and <precondition-not-met/>, and a node with the default access model
    (presence) is refused to the stranger with not-authorized;
-5. the two subscribe to each other's presence; the peer then adds
+5. the peer fetches its roster and the two subscribe to each other's
+   presence (the peer waits for the roster push that shows "both"); then
+   the peer adds
    DEVICELIST+notify to its entity capabilities (slixmpp's xep_0115 and
    xep_0163) and sends them with its presence: the server asks for them,
    checks the hash, and sends the last device list (XEP-0163 § 4.3); a new device
@@ -182,13 +184,30 @@ async def scenario(args, report):
         if pres["from"].bare == args.jid and not online.done():
             online.set_result(None)
 
+    # The owner's slixmpp accepts and subscribes back, and the peer's
+    # accepts in turn and sends the owner its last presence. slixmpp does
+    # that by setting 'to' on its stored broadcast presence, which may be
+    # one still waiting to be written: so the new caps below go out only
+    # once the server has pushed the pair as "both".
+    mutual = asyncio.Event()
+
+    def on_roster(_):
+        if peer.client_roster[args.jid]["subscription"] == "both":
+            mutual.set()
+
     peer.add_event_handler("presence_available", on_available)
-    peer.send_presence_subscription(pto=args.jid)  # the owner's slixmpp accepts
+    peer.add_event_handler("roster_update", on_roster)
+    # Fetching the roster makes the peer a resource that gets roster
+    # pushes (RFC 6121 § 2.1.6).
+    await call("fetching the peer's roster", peer.get_roster(timeout=left()), left())
+    peer.send_presence_subscription(pto=args.jid)
     try:
         await asyncio.wait_for(online, left())
+        await asyncio.wait_for(mutual.wait(), left())
     except asyncio.TimeoutError:
-        raise Failure("the peer never saw the owner's presence") from None
-    report.say("the peer receives the owner's presence")
+        raise Failure("the peer never saw the owner's presence and a mutual "
+                      "subscription") from None
+    report.say("the peer receives the owner's presence, and both subscribe to each other")
 
     peer["xep_0163"].add_interest(DEVICELIST)
     # update_caps(broadcast=True) can wait for ever in slixmpp 1.8.3; the
