@@ -16,11 +16,11 @@ the owner (--jid) and a stranger (--peer, --peer-password). Then:
    (presence) is refused to the stranger with not-authorized;
 5. the peer fetches its roster and the two subscribe to each other's
    presence (the peer waits for the roster push that shows "both"); then
-   the peer adds
-   DEVICELIST+notify to its entity capabilities (slixmpp's xep_0115 and
-   xep_0163) and sends them with its presence: the server asks for them,
-   checks the hash, and sends the last device list (XEP-0163 § 4.3); a new device
-   list the owner publishes then reaches the peer as an event too.
+   the peer adds DEVICELIST+notify to its entity capabilities (slixmpp's
+   xep_0115 and xep_0163) and sends them with its presence: the server
+   asks for them, checks the hash, and sends the last device list
+   (XEP-0163 § 4.3); a new device list the owner publishes then reaches
+   the peer as an event too.
 
 Exit status 0 means all of it happened within --timeout seconds.
 Run it with Debian's /usr/bin/python3: python3-slixmpp installs there.
