@@ -151,6 +151,7 @@ func bookChanged(ctx context.Context, env *cmdEnv, accounts *auth.Store, joined 
 		return err
 	}
 	book := newBook(env.Cfg, rosters, accounts, env.DB, roster.WithAccountLog())
+	defer book.Close() // its connection, before the command closes the database
 	var pushes []roster.Push
 	if left != "" {
 		pushes, err = book.Left(ctx, left)

@@ -213,3 +213,26 @@ func TestDelForgetsBlocklist(t *testing.T) {
 		t.Fatalf("blocklist after user del = %v, %v; want empty", list, err)
 	}
 }
+
+// TestUserCommandClosesDatabase checks that a command that changes phone
+// accounts (and so the address-book rosters) leaves the database closed:
+// SQLite removes the write-ahead log only when its last connection closes,
+// and a connection left open would leave the log for the next start.
+func TestUserCommandClosesDatabase(t *testing.T) {
+	env, _, _ := testEnv(t)
+	if _, err := run(t, env, "", runUser, "add", "+12025550101", "--password", "pw"); err != nil {
+		t.Fatal(err)
+	}
+	var seq int
+	var name, file string
+	if err := env.DB.QueryRow(`PRAGMA database_list`).Scan(&seq, &name, &file); err != nil {
+		t.Fatal(err)
+	}
+	if err := env.DB.Close(); err != nil {
+		t.Fatal(err)
+	}
+	path := file + "-wal"
+	if _, err := os.Stat(path); err == nil {
+		t.Errorf("%s is left after user add: a database connection was not closed", path)
+	}
+}
