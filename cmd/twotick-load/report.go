@@ -98,9 +98,8 @@ func readRuns(path string) ([]runLine, error) {
 	return runs, sc.Err()
 }
 
-// writeScenarioTable writes metrics as rows and runs as columns. A run is
-// labelled by server, plus the offered rate for chat and contacts (or, for
-// a closed-loop contacts run, the uploads in flight).
+// writeScenarioTable writes metrics as rows and runs as columns, each
+// labelled as runNames says.
 func writeScenarioTable(b *strings.Builder, scenario string, runs []runLine, plots string) {
 	var cols []runLine
 	names := map[string]bool{}
@@ -115,17 +114,7 @@ func writeScenarioTable(b *strings.Builder, scenario string, runs []runLine, plo
 	if len(cols) == 0 {
 		return
 	}
-	label := func(r runLine) string {
-		switch {
-		case scenario == "chat":
-			return fmt.Sprintf("%s @%v/s", r.Server, r.Params["rate"])
-		case scenario == "contacts" && param(r, "upload_rate") > 0:
-			return fmt.Sprintf("%s @%v/s", r.Server, r.Params["upload_rate"])
-		case scenario == "contacts":
-			return fmt.Sprintf("%s, %v in flight", r.Server, r.Params["concurrency"])
-		}
-		return r.Server
-	}
+	label := func(r runLine) string { l, _ := runNames(scenario, r); return l }
 	fmt.Fprintf(b, "## %s\n\n", scenario)
 	if scenario == "contacts" {
 		b.WriteString("Only twotick runs this scenario: Prosody and ejabberd have no " +
@@ -162,25 +151,29 @@ func writeScenarioTable(b *strings.Builder, scenario string, runs []runLine, plo
 	}
 	b.WriteString("\n")
 	for _, c := range cols {
-		p := fmt.Sprintf("%s/%s-%s.png", plots, scenario, plotName(scenario, c))
-		fmt.Fprintf(b, "![%s %s](%s)\n", scenario, label(c), p)
+		l, file := runNames(scenario, c)
+		fmt.Fprintf(b, "![%s %s](%s/%s-%s.png)\n", scenario, l, plots, scenario, file)
 	}
 	b.WriteString("\n")
 }
 
-// plotName is the part of a run's plot file name after the scenario, as
-// compare.sh names it: the server, and the offered rate for chat and
-// open-loop contacts runs, or "saturation" for a closed-loop contacts run.
-func plotName(scenario string, r runLine) string {
+// runNames returns a run's column label and the part of its plot's file
+// name after the scenario, as compare.sh names it: the server, and the
+// offered rate for chat and open-loop contacts runs, or the uploads in
+// flight ("saturation" in the file name) for a closed-loop contacts run.
+func runNames(scenario string, r runLine) (label, file string) {
 	switch {
 	case scenario == "chat":
-		return fmt.Sprintf("%s-%v", r.Server, r.Params["rate"])
+		return fmt.Sprintf("%s @%v/s", r.Server, r.Params["rate"]),
+			fmt.Sprintf("%s-%v", r.Server, r.Params["rate"])
 	case scenario == "contacts" && param(r, "upload_rate") > 0:
-		return fmt.Sprintf("%s-%v", r.Server, r.Params["upload_rate"])
+		return fmt.Sprintf("%s @%v/s", r.Server, r.Params["upload_rate"]),
+			fmt.Sprintf("%s-%v", r.Server, r.Params["upload_rate"])
 	case scenario == "contacts":
-		return r.Server + "-saturation"
+		return fmt.Sprintf("%s, %v in flight", r.Server, r.Params["concurrency"]),
+			r.Server + "-saturation"
 	}
-	return r.Server
+	return r.Server, r.Server
 }
 
 // ratioTo appends "(×r)", the figure relative to twotick's run with the

@@ -226,3 +226,25 @@ func TestChatIgnoresEarlierRuns(t *testing.T) {
 		t.Errorf("receipt latency %v", max)
 	}
 }
+
+// TestRunNames checks the labels and plot names of the report against the
+// names compare.sh gives the plots (--plot docs/perf/SCENARIO-FILE.png).
+func TestRunNames(t *testing.T) {
+	for _, tc := range []struct {
+		scenario    string
+		params      map[string]any
+		label, file string
+	}{
+		{"chat", map[string]any{"rate": 5000.0}, "twotick @5000/s", "twotick-5000"},
+		{"contacts", map[string]any{"upload_rate": 250.0, "concurrency": 64.0},
+			"twotick @250/s", "twotick-250"},
+		{"contacts", map[string]any{"upload_rate": 0.0, "concurrency": 8.0},
+			"twotick, 8 in flight", "twotick-saturation"},
+		{"offline", nil, "twotick", "twotick"},
+	} {
+		l, f := runNames(tc.scenario, runLine{Server: "twotick", Params: tc.params})
+		if l != tc.label || f != tc.file {
+			t.Errorf("%s %v: %q, %q; want %q, %q", tc.scenario, tc.params, l, f, tc.label, tc.file)
+		}
+	}
+}
