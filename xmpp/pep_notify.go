@@ -231,11 +231,9 @@ func capsHash(name string, q *wire.Element) string {
 	slices.SortFunc(ids, func(a, b [4]string) int { return slices.Compare(a[:], b[:]) })
 	sort.Strings(feats)
 	slices.SortFunc(forms, func(a, b [2]string) int { return strings.Compare(a[0], b[0]) })
-	if len(slices.Compact(slices.Clone(ids))) != len(ids) ||
-		len(slices.Compact(slices.Clone(feats))) != len(feats) ||
-		len(slices.CompactFunc(slices.Clone(forms), func(a, b [2]string) bool {
-			return a[0] == b[0]
-		})) != len(forms) {
+	if sortedDup(ids, func(a, b [4]string) bool { return a == b }) ||
+		sortedDup(feats, func(a, b string) bool { return a == b }) ||
+		sortedDup(forms, func(a, b [2]string) bool { return a[0] == b[0] }) {
 		return ""
 	}
 	var sb strings.Builder
@@ -250,6 +248,16 @@ func capsHash(name string, q *wire.Element) string {
 	}
 	h.Write([]byte(sb.String()))
 	return base64.StdEncoding.EncodeToString(h.Sum(nil))
+}
+
+// sortedDup reports whether a sorted slice holds two equal neighbours.
+func sortedDup[T any](s []T, eq func(a, b T) bool) bool {
+	for i := 1; i < len(s); i++ {
+		if eq(s[i-1], s[i]) {
+			return true
+		}
+	}
+	return false
 }
 
 // capsForm returns the FORM_TYPE of one extended form and the rest of the
