@@ -628,15 +628,9 @@ func (b *Book) storeBook(ctx context.Context, tx *sql.Tx, owner string, digest [
 	book []bookEntry, old map[string]string) error {
 	today, _ := b.day()
 	var gone []string
-	if len(old) > 0 {
-		in := make(map[string]bool, len(book))
-		for _, e := range book {
-			in[e.number] = true
-		}
-		for n := range old {
-			if !in[n] {
-				gone = append(gone, n)
-			}
+	for n := range old {
+		if _, still := findEntry(book, n); !still {
+			gone = append(gone, n)
 		}
 	}
 	var err error
