@@ -829,7 +829,10 @@ func (b *Book) joined(ctx context.Context, number string, log bool) ([]Push, err
 		}
 		// The common case, a holder without an item for the new account
 		// whom it does not hold back, is written for all holders at once.
-		has, err := stringSet(ctx, tx, `SELECT owner FROM roster_items WHERE contact = ?`, jid)
+		// Those with an item already are the ones who added it by hand;
+		// an item the books made cannot exist for an unregistered number,
+		// but the holders are asked too rather than trusted to have none.
+		has, err := b.itemOwners(ctx, tx, jid, holderOwners(holders))
 		if err != nil {
 			return err
 		}
@@ -903,6 +906,16 @@ func (b *Book) Left(ctx context.Context, number string) ([]Push, error) {
 		if err := b.load(ctx, tx); err != nil {
 			return err
 		}
+		var blob []byte
+		err := tx.QueryRowContext(ctx, `SELECT book FROM roster_books WHERE owner = ?`,
+			jid).Scan(&blob)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return err
+		}
+		own, err := bookMap(blob)
+		if err != nil {
+			return err
+		}
 		// Items made by books go for all owners at once; manual ones,
 		// which only lose their book columns, one at a time.
 		manual, err := stringSet(ctx, tx, `SELECT owner FROM roster_items
@@ -910,7 +923,8 @@ func (b *Book) Left(ctx context.Context, number string) ([]Push, error) {
 		if err != nil {
 			return err
 		}
-		ps, err := b.removeFromRosters(ctx, tx, jid)
+		ps, err := b.removeFromRosters(ctx, tx, jid, bookOwners(b.idx.holdersOf(number, b.domain),
+			own, b.domain))
 		if err != nil {
 			return err
 		}
@@ -923,16 +937,6 @@ func (b *Book) Left(ctx context.Context, number string) ([]Push, error) {
 				return err
 			}
 			pushes = appendPush(pushes, p)
-		}
-		var blob []byte
-		err = tx.QueryRowContext(ctx, `SELECT book FROM roster_books WHERE owner = ?`,
-			jid).Scan(&blob)
-		if err != nil && !errors.Is(err, sql.ErrNoRows) {
-			return err
-		}
-		own, err := bookMap(blob)
-		if err != nil {
-			return err
 		}
 		for _, table := range []string{"roster_books", "roster_book_quota", "roster_book_usage",
 			"roster_items", "roster_removed", "roster_pending", "roster_versions"} {
@@ -961,3 +965,48 @@ func (b *Book) Left(ctx context.Context, number string) ([]Push, error) {
 }
 
 type holder struct{ owner, name string }
+
+// holderOwners returns the owners of holders.
+func holderOwners(holders []holder) []string {
+	owners := make([]string, len(holders))
+	for i, h := range holders {
+		owners[i] = h.owner
+	}
+	return owners
+}
+
+// bookOwners returns the owners who can have an item for an account
+// because of an address book: the holders of its number and, under the
+// To policy (or from a time when it was set), the accounts that its own
+// book holds. These are the only ones whose items the books made.
+func bookOwners(holders []holder, own map[string]string, domain string) []string {
+	owners := holderOwners(holders)
+	for n := range own {
+		owners = append(owners, n+"@"+domain)
+	}
+	return owners
+}
+
+// itemOwners returns those of owners that have an item for contact, and
+// every owner who added contact by hand, in one query each.
+func (b *Book) itemOwners(ctx context.Context, tx *sql.Tx, contact string,
+	owners []string) (map[string]bool, error) {
+	has, err := stringSet(ctx, tx, `SELECT owner FROM roster_items
+		WHERE contact = ? AND manual = 1`, contact)
+	if err != nil || len(owners) == 0 {
+		return has, err
+	}
+	js, err := json.Marshal(owners)
+	if err != nil {
+		return nil, err
+	}
+	more, err := stringSet(ctx, tx, `SELECT owner FROM roster_items
+		WHERE owner IN (SELECT value FROM json_each(?)) AND contact = ?`, string(js), contact)
+	if err != nil {
+		return nil, err
+	}
+	for o := range more {
+		has[o] = true
+	}
+	return has, nil
+}

@@ -466,3 +466,78 @@ func TestSyncChanges(t *testing.T) {
 		t.Errorf("changes since 3: %+v, %v, %v", changes, ok, err)
 	}
 }
+
+// TestLeftFindsEveryBookItem checks that an account leaving takes with it
+// the items that books made for it on both sides: those of the users whose
+// book holds its number, and, under the To policy, the from items its own
+// book gave the accounts it holds. Both are found without an index on the
+// contact column (see schema).
+func TestLeftFindsEveryBookItem(t *testing.T) {
+	ctx := context.Background()
+	s := openTestStore(t)
+	b := NewBook(s, newDirectory(aliceNum, bobNum, carolNum), "localhost", 0,
+		WithOneSided(To))
+	// Alice holds Bob, whom the policy gives a from item for her; Carol
+	// holds Alice.
+	if _, err := b.Sync(ctx, alice, []Entry{{bobNum, "Bob"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Sync(ctx, carol, []Entry{{aliceNum, "Alice"}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, owner := range []string{bob, carol} {
+		if _, ok, _ := s.Get(ctx, owner, alice); !ok {
+			t.Fatalf("before Alice leaves, %s has no item for her", owner)
+		}
+	}
+	pushes, err := b.Left(ctx, aliceNum)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, owner := range []string{bob, carol} {
+		if it, ok, _ := s.Get(ctx, owner, alice); ok {
+			t.Errorf("after Alice left, %s still has %+v", owner, it)
+		}
+		if p, ok := pushFor(pushes, owner, alice); !ok || p.Item.Subscription != Remove {
+			t.Errorf("no removal pushed to %s: %+v", owner, pushes)
+		}
+	}
+}
+
+// TestContactIndexDropped checks that opening a database made before the
+// partial index leaves no full index on roster_items.contact, whose upkeep
+// was most of what an upload wrote.
+func TestContactIndexDropped(t *testing.T) {
+	ctx := context.Background()
+	db := openTestDB(t)
+	if _, err := OpenStore(ctx, db); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.ExecContext(ctx,
+		`CREATE INDEX roster_items_contact ON roster_items (contact)`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := OpenStore(ctx, db); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := db.QueryContext(ctx, `SELECT name, partial FROM pragma_index_list('roster_items')`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	found := map[string]bool{}
+	for rows.Next() {
+		var name string
+		var partial bool
+		if err := rows.Scan(&name, &partial); err != nil {
+			t.Fatal(err)
+		}
+		found[name] = partial
+	}
+	if _, ok := found["roster_items_contact"]; ok {
+		t.Error("the full index on contact is still there")
+	}
+	if partial, ok := found["roster_items_manual"]; !ok || !partial {
+		t.Errorf("indexes %v: want the partial roster_items_manual", found)
+	}
+}

@@ -514,20 +514,30 @@ func (b *Book) addToRosters(ctx context.Context, tx *sql.Tx, contact string,
 	return pushes, nil
 }
 
-// removeFromRosters removes every item for contact that no owner added by
-// hand (manual = 0), leaving tombstones, with one version bump per owner,
-// in a fixed number of statements; it returns the pushes in owner order.
-func (b *Book) removeFromRosters(ctx context.Context, tx *sql.Tx, contact string) ([]Push, error) {
+// removeFromRosters removes the items for contact that no owner added by
+// hand (manual = 0) from the rosters of owners (see bookOwners), leaving
+// tombstones, with one version bump per owner, in a fixed number of
+// statements; it returns the pushes in owner order.
+func (b *Book) removeFromRosters(ctx context.Context, tx *sql.Tx, contact string,
+	owners []string) ([]Push, error) {
 	fail := func(err error) ([]Push, error) {
 		return nil, fmt.Errorf("removing %s from rosters: %w", contact, err)
 	}
+	if len(owners) == 0 {
+		return nil, nil
+	}
+	candidates, err := json.Marshal(owners)
+	if err != nil {
+		return fail(err)
+	}
 	rows, err := tx.QueryContext(ctx, `SELECT owner, subscription FROM roster_items
-		WHERE contact = ? AND manual = 0 ORDER BY owner`, contact)
+		WHERE owner IN (SELECT value FROM json_each(?)) AND contact = ? AND manual = 0
+		ORDER BY owner`, string(candidates), contact)
 	if err != nil {
 		return fail(err)
 	}
 	var pushes []Push
-	var owners []string
+	var removed []string
 	for rows.Next() {
 		var p Push
 		if err := rows.Scan(&p.Owner, &p.Before); err != nil {
@@ -536,16 +546,16 @@ func (b *Book) removeFromRosters(ctx context.Context, tx *sql.Tx, contact string
 		}
 		p.Item = Item{JID: contact, Subscription: Remove, Groups: []string{}}
 		pushes = append(pushes, p)
-		owners = append(owners, p.Owner)
+		removed = append(removed, p.Owner)
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
 		return fail(err)
 	}
-	if len(owners) == 0 {
+	if len(removed) == 0 {
 		return nil, nil
 	}
-	vers, err := bumpVersions(ctx, tx, owners)
+	vers, err := bumpVersions(ctx, tx, removed)
 	if err != nil {
 		return fail(err)
 	}
@@ -560,8 +570,9 @@ func (b *Book) removeFromRosters(ctx context.Context, tx *sql.Tx, contact string
 	if err != nil {
 		return fail(err)
 	}
-	if _, err := tx.ExecContext(ctx, `DELETE FROM roster_items WHERE contact = ? AND manual = 0`,
-		contact); err != nil {
+	if _, err := tx.ExecContext(ctx, `DELETE FROM roster_items
+		WHERE owner IN (SELECT value->>0 FROM json_each(?)) AND contact = ? AND manual = 0`,
+		string(js), contact); err != nil {
 		return fail(err)
 	}
 	if _, err := tx.ExecContext(ctx, `INSERT INTO roster_removed (owner, contact, ver)

@@ -47,7 +47,13 @@ CREATE TABLE IF NOT EXISTS roster_items (
 	ver          INTEGER NOT NULL,  -- roster version of the last change
 	PRIMARY KEY (owner, contact)
 );
-CREATE INDEX IF NOT EXISTS roster_items_contact ON roster_items (contact);
+-- Items by contact are looked up only when an account joins or leaves:
+-- manual ones through this partial index, address-book ones through the
+-- in-memory index of the books (Book). A full index on contact cost every
+-- upload a random page per new item, most of its writes; databases from
+-- before keep no such index.
+CREATE INDEX IF NOT EXISTS roster_items_manual ON roster_items (contact) WHERE manual = 1;
+DROP INDEX IF EXISTS roster_items_contact;
 CREATE TABLE IF NOT EXISTS roster_removed (
 	owner   TEXT NOT NULL,
 	contact TEXT NOT NULL,
