@@ -3,7 +3,9 @@ package roster
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -33,11 +35,32 @@ type groupCommit struct {
 	conn     *sql.Conn
 	prepared map[string]*sql.Stmt
 
+	// wal is the database's write-ahead log, open when the database
+	// syncs every commit (synchronous=FULL). The groups' connection then
+	// commits without a sync, and a group's writers learn their result
+	// only once a sync of wal covers its commit (syncWAL), made after the
+	// write lock is released: the next group runs during the sync instead
+	// of behind it. A commit is written into the log before the lock is
+	// released, and a sync of the file makes durable what any connection
+	// wrote to it, so each writer gets what a synced commit gives.
+	// Without this, an answer to an upload waited for the sync of the
+	// previous group, which takes milliseconds and sometimes hundreds.
+	// Lock: store.writeMu and syncMu to set; syncMu to use.
+	wal *os.File
+	// committed counts the groups committed on conn while wal is open;
+	// synced is the count that the last sync of wal covered.
+	committed atomic.Uint64
+	syncMu    sync.Mutex
+	synced    uint64 // Lock: syncMu
+
 	// checkpointing is set while a background checkpoint runs; lastCP
 	// is when the last one started (Lock: store.writeMu).
 	checkpointing atomic.Bool
 	lastCP        time.Time
 }
+
+// syncFile syncs the write-ahead log; tests replace it.
+var syncFile = (*os.File).Sync
 
 // checkpointEvery is how often, at most, the groups' commits start a
 // checkpoint of the write-ahead log.
@@ -45,7 +68,16 @@ const checkpointEvery = 250 * time.Millisecond
 
 type groupReq struct {
 	fn   func(tx *sql.Tx) error
+	ran  bool       // a leader ran fn (Lock: store.writeMu)
 	done chan error // buffered: the leader never waits for the writer
+}
+
+// pendingGroup is a committed group whose writers wait for a sync of the
+// write-ahead log that covers commit number seq (see groupCommit.wal).
+type pendingGroup struct {
+	batch []*groupReq
+	errs  []error
+	seq   uint64
 }
 
 // write runs fn in a transaction under the store's write lock, possibly
@@ -62,56 +94,89 @@ func (b *Book) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
 
 	s := b.store
 	s.writeMu.Lock()
-	defer s.writeMu.Unlock()
-	select {
-	case err := <-req.done: // an earlier leader ran it
-		return err
-	default:
-	}
-	for {
+	// Unless an earlier leader ran it, run groups until one holds ours
+	// (it may be beyond the first maxGroup).
+	var pending []pendingGroup
+	for !req.ran {
 		g.mu.Lock()
 		n := min(len(g.queue), maxGroup)
 		batch := g.queue[:n:n]
 		g.queue = g.queue[n:]
 		g.mu.Unlock()
-		b.runGroup(ctx, batch)
-		select {
-		case err := <-req.done:
-			return err
-		default: // ours was beyond the first maxGroup; run the next group
+		if p, ok := b.runGroup(ctx, batch); ok {
+			pending = append(pending, p)
 		}
 	}
+	s.writeMu.Unlock()
+	if len(pending) > 0 {
+		err := b.syncWAL(pending[len(pending)-1].seq)
+		for _, p := range pending {
+			for i, r := range p.batch {
+				if err != nil {
+					r.done <- fmt.Errorf("syncing the roster transaction: %w", err)
+				} else {
+					r.done <- p.errs[i]
+				}
+			}
+		}
+	}
+	return <-req.done
 }
 
-// runGroup runs one group in one transaction. Lock: store.writeMu held.
-func (b *Book) runGroup(ctx context.Context, batch []*groupReq) {
-	fail := func(err error) {
+// syncWAL syncs the write-ahead log unless a sync since commit number seq
+// already did. Concurrent leaders share one sync: whoever waits for the
+// lock finds the work done by the one before.
+func (b *Book) syncWAL(seq uint64) error {
+	g := &b.group
+	g.syncMu.Lock()
+	defer g.syncMu.Unlock()
+	if g.synced >= seq {
+		return nil
+	}
+	if g.wal == nil {
+		return errors.New("the write-ahead log was closed before its sync")
+	}
+	upto := g.committed.Load()
+	if err := syncFile(g.wal); err != nil {
+		return err
+	}
+	g.synced = upto
+	return nil
+}
+
+// runGroup runs one group in one transaction. Its writers get their
+// results at once, unless the commit must still be synced (see
+// groupCommit.wal): runGroup then returns them as pending, with true.
+// Lock: store.writeMu held.
+func (b *Book) runGroup(ctx context.Context, batch []*groupReq) (pendingGroup, bool) {
+	for _, r := range batch {
+		r.ran = true
+	}
+	fail := func(err error) (pendingGroup, bool) {
 		for _, r := range batch {
 			r.done <- err
 		}
+		return pendingGroup{}, false
 	}
 	// The leader's context starts the transaction; each function uses
 	// its writer's own context for its statements.
 	tx, err := b.begin(context.WithoutCancel(ctx))
 	if err != nil {
-		fail(fmt.Errorf("starting roster transaction: %w", err))
-		return
+		return fail(fmt.Errorf("starting roster transaction: %w", err))
 	}
 	errs := make([]error, len(batch))
 	if len(batch) == 1 {
 		errs[0] = batch[0].fn(tx)
 		if errs[0] != nil {
 			tx.Rollback()
-			batch[0].done <- errs[0]
-			return
+			return fail(errs[0])
 		}
 	} else {
 		for i, r := range batch {
 			if err := b.exec(ctx, tx, `SAVEPOINT book_write`); err != nil {
 				tx.Rollback()
 				b.idx.stale()
-				fail(fmt.Errorf("starting roster savepoint: %w", err))
-				return
+				return fail(fmt.Errorf("starting roster savepoint: %w", err))
 			}
 			errs[i] = r.fn(tx)
 			var err error
@@ -123,20 +188,22 @@ func (b *Book) runGroup(ctx context.Context, batch []*groupReq) {
 			if err != nil {
 				tx.Rollback()
 				b.idx.stale()
-				fail(fmt.Errorf("ending roster savepoint: %w", err))
-				return
+				return fail(fmt.Errorf("ending roster savepoint: %w", err))
 			}
 		}
 	}
 	if err := tx.Commit(); err != nil {
 		b.idx.stale()
-		fail(fmt.Errorf("committing roster transaction: %w", err))
-		return
+		return fail(fmt.Errorf("committing roster transaction: %w", err))
 	}
 	b.checkpoint()
+	if b.group.wal != nil {
+		return pendingGroup{batch: batch, errs: errs, seq: b.group.committed.Add(1)}, true
+	}
 	for i, r := range batch {
 		r.done <- errs[i]
 	}
+	return pendingGroup{}, false
 }
 
 // stale makes the next use reload the index from the database, after a
@@ -158,8 +225,7 @@ func (b *Book) begin(ctx context.Context) (*sql.Tx, error) {
 		if err == nil {
 			return tx, nil
 		}
-		g.conn.Close()
-		g.conn, g.prepared = nil, nil
+		b.closeConn()
 	}
 	conn, err := b.store.db.Conn(ctx)
 	if err != nil {
@@ -173,13 +239,80 @@ func (b *Book) begin(ctx context.Context) (*sql.Tx, error) {
 		conn.Close()
 		return nil, err
 	}
-	tx, err := conn.BeginTx(ctx, nil)
+	wal, err := openWAL(ctx, conn)
 	if err != nil {
 		conn.Close()
 		return nil, err
 	}
+	tx, err := conn.BeginTx(ctx, nil)
+	if err != nil {
+		conn.Close()
+		if wal != nil {
+			wal.Close()
+		}
+		return nil, err
+	}
+	g.syncMu.Lock()
+	g.wal = wal
+	g.syncMu.Unlock()
 	g.conn, g.prepared = conn, map[string]*sql.Stmt{}
 	return tx, nil
+}
+
+// openWAL returns the write-ahead log of conn's database, opened to sync
+// it, and sets conn to commit without syncing, if the database syncs
+// every commit (synchronous=FULL or EXTRA); else it returns nil and leaves
+// conn alone. A database without a file (in memory) has nothing to sync.
+func openWAL(ctx context.Context, conn *sql.Conn) (*os.File, error) {
+	var mode int
+	if err := conn.QueryRowContext(ctx, `PRAGMA synchronous`).Scan(&mode); err != nil {
+		return nil, err
+	}
+	var file string
+	err := conn.QueryRowContext(ctx,
+		`SELECT file FROM pragma_database_list WHERE name = 'main'`).Scan(&file)
+	if err != nil {
+		return nil, err
+	}
+	if mode < 2 || file == "" {
+		return nil, nil
+	}
+	// The log exists: the database is in WAL mode, and a connection that
+	// has read it keeps its log until the last one closes.
+	wal, err := os.OpenFile(file+"-wal", os.O_RDWR, 0)
+	if err != nil {
+		return nil, fmt.Errorf("opening the write-ahead log to sync it: %w", err)
+	}
+	if _, err := conn.ExecContext(ctx, `PRAGMA synchronous = NORMAL`); err != nil {
+		wal.Close()
+		return nil, err
+	}
+	return wal, nil
+}
+
+// closeConn closes the groups' connection, after a last sync of the log
+// for the writers still waiting for one. Lock: store.writeMu.
+func (b *Book) closeConn() error {
+	g := &b.group
+	for _, st := range g.prepared {
+		st.Close()
+	}
+	err := g.conn.Close()
+	g.conn, g.prepared = nil, nil
+	g.syncMu.Lock()
+	defer g.syncMu.Unlock()
+	if g.wal != nil {
+		// The writers whose groups this sync covers find them synced;
+		// if it fails, they get that error from syncWAL.
+		if serr := syncFile(g.wal); serr == nil {
+			g.synced = g.committed.Load()
+		} else if err == nil {
+			err = serr
+		}
+		g.wal.Close()
+		g.wal = nil
+	}
+	return err
 }
 
 // stmt returns query prepared on the groups' connection, for tx, which
@@ -260,14 +393,8 @@ func (b *Book) checkpoint() {
 func (b *Book) Close() error {
 	b.store.writeMu.Lock()
 	defer b.store.writeMu.Unlock()
-	g := &b.group
-	if g.conn == nil {
+	if b.group.conn == nil {
 		return nil
 	}
-	for _, st := range g.prepared {
-		st.Close()
-	}
-	err := g.conn.Close()
-	g.conn, g.prepared = nil, nil
-	return err
+	return b.closeConn()
 }
