@@ -9,7 +9,27 @@ package roster
 // most of its index time on, missing the cache on a table of a million.
 // It holds no pointers, so the garbage collector never walks it. Key 0 is
 // never a number and marks an empty slot.
+//
+// The table is split into shards by the top bits of a key's hash, each
+// growing on its own: doubling a table of ten million numbers at once
+// copied 160 MB and held every upload for 170 ms behind the write lock,
+// while a shard's growth copies a thousandth of that.
 type numTable struct {
+	shards []numShard // numShards long, or empty
+	n      int        // keys in use
+}
+
+// numShards is how many shards a numTable has; shardBits its log2.
+const (
+	shardBits = 10
+	numShards = 1 << shardBits
+)
+
+// minShard is the smallest shard, in slots: small, so that an index of a
+// few books stays small.
+const minShard = 16
+
+type numShard struct {
 	slots []numSlot // a power of two long, or empty
 	n     int       // keys in use
 }
@@ -29,13 +49,54 @@ func mix(k uint64) uint64 {
 
 func (t *numTable) len() int { return t.n }
 
+// shard returns the shard of k, with k's hash, creating the shards if
+// create is set; it returns nil if they do not exist yet.
+func (t *numTable) shard(k uint64, create bool) (*numShard, uint64) {
+	if t.shards == nil {
+		if !create {
+			return nil, 0
+		}
+		t.shards = make([]numShard, numShards)
+	}
+	h := mix(k)
+	return &t.shards[h>>(64-shardBits)], h
+}
+
 // get returns the value of k.
 func (t *numTable) get(k uint64) (uint64, bool) {
+	sh, h := t.shard(k, false)
+	if sh == nil {
+		return 0, false
+	}
+	return sh.get(k, h)
+}
+
+// ref returns where the value of k is kept, adding k with value 0 if it
+// is absent (added). The pointer is good until the next ref or del.
+func (t *numTable) ref(k uint64) (v *uint64, added bool) {
+	sh, h := t.shard(k, true)
+	v, added = sh.ref(k, h)
+	if added {
+		t.n++
+	}
+	return v, added
+}
+
+// del removes k.
+func (t *numTable) del(k uint64) {
+	sh, h := t.shard(k, false)
+	if sh != nil && sh.del(k, h) {
+		t.n--
+	}
+}
+
+// get returns the value of k, whose hash is h.
+func (t *numShard) get(k, h uint64) (uint64, bool) {
 	if len(t.slots) == 0 {
 		return 0, false
 	}
 	mask := uint64(len(t.slots) - 1)
-	for i := mix(k) & mask; ; i = (i + 1) & mask {
+	for i := h & mask; ; i = (i + 1) & mask {
 		s := &t.slots[i]
 		if s.k == k {
 			return s.v, true
@@ -46,14 +107,13 @@ func (t *numTable) get(k uint64) (uint64, bool) {
 	}
 }
 
-// ref returns where the value of k is kept, adding k with value 0 if it
-// is absent (added). The pointer is good until the next ref or del.
-func (t *numTable) ref(k uint64) (v *uint64, added bool) {
+// ref is numTable.ref within the shard; h is k's hash.
+func (t *numShard) ref(k, h uint64) (v *uint64, added bool) {
 	if (t.n+1)*4 > len(t.slots)*3 {
 		t.grow()
 	}
 	mask := uint64(len(t.slots) - 1)
-	for i := mix(k) & mask; ; i = (i + 1) & mask {
+	for i := h & mask; ; i = (i + 1) & mask {
 		s := &t.slots[i]
 		if s.k == k {
 			return &s.v, false
@@ -66,17 +126,18 @@ func (t *numTable) ref(k uint64) (v *uint64, added bool) {
 	}
 }
 
-// del removes k, shifting back the keys after it that probed past its
-// slot, so that no lookup stops early at the hole.
-func (t *numTable) del(k uint64) {
+// del removes k, whose hash is h, shifting back the keys after it that
+// probed past its slot, so that no lookup stops early at the hole. It
+// reports whether k was there.
+func (t *numShard) del(k, h uint64) bool {
 	if len(t.slots) == 0 {
-		return
+		return false
 	}
 	mask := uint64(len(t.slots) - 1)
-	i := mix(k) & mask
+	i := h & mask
 	for ; t.slots[i].k != k; i = (i + 1) & mask {
 		if t.slots[i].k == 0 {
-			return
+			return false
 		}
 	}
 	for j := (i + 1) & mask; t.slots[j].k != 0; j = (j + 1) & mask {
@@ -90,12 +151,14 @@ func (t *numTable) del(k uint64) {
 	}
 	t.slots[i] = numSlot{}
 	t.n--
+	return true
 }
 
-// grow doubles the table (at least 1,024 slots) and reinserts every key.
-func (t *numTable) grow() {
+// grow doubles the shard (at least minShard slots) and reinserts every
+// key.
+func (t *numShard) grow() {
 	old := t.slots
-	t.slots = make([]numSlot, max(2*len(old), 1024))
+	t.slots = make([]numSlot, max(2*len(old), minShard))
 	mask := uint64(len(t.slots) - 1)
 	for _, s := range old {
 		if s.k == 0 {
