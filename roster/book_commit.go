@@ -53,9 +53,11 @@ type groupCommit struct {
 	syncMu    sync.Mutex
 	synced    uint64 // Lock: syncMu
 
-	// checkpointing is set while a background checkpoint runs; lastCP
-	// is when the last one started (Lock: store.writeMu).
+	// checkpointing is set while a background checkpoint runs, which
+	// cpDone then counts; lastCP is when the last one started (Lock:
+	// store.writeMu).
 	checkpointing atomic.Bool
+	cpDone        sync.WaitGroup
 	lastCP        time.Time
 }
 
@@ -376,7 +378,9 @@ func (b *Book) checkpoint() {
 		return
 	}
 	g.lastCP = time.Now()
+	g.cpDone.Add(1)
 	go func() {
+		defer g.cpDone.Done()
 		defer g.checkpointing.Store(false)
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
@@ -388,11 +392,14 @@ func (b *Book) checkpoint() {
 }
 
 // Close releases the connection that the Book's writes hold (see
-// groupCommit), so that closing the database can finish its log. The Book
-// opens another one if it is used again.
+// groupCommit) and waits for a background checkpoint, whose connection
+// would otherwise stay open past the database's Close and leave the log
+// behind. The Book opens another connection if it is used again.
 func (b *Book) Close() error {
 	b.store.writeMu.Lock()
 	defer b.store.writeMu.Unlock()
+	// No checkpoint starts while writeMu is held.
+	defer b.group.cpDone.Wait()
 	if b.group.conn == nil {
 		return nil
 	}

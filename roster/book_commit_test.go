@@ -2,6 +2,7 @@ package roster
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"sync/atomic"
@@ -106,5 +107,31 @@ func TestWALNotSyncedWhenNormal(t *testing.T) {
 	}
 	if n := syncs.Load(); n != 0 {
 		t.Errorf("%d syncs of the log in synchronous=NORMAL", n)
+	}
+}
+
+// TestCloseWaitsForCheckpoint checks that Close returns only once the
+// background checkpoint that a write started has finished: its connection
+// would otherwise be opened after the Book's was closed, and stay open
+// past the database's Close (a command such as "twotick user add" then
+// left the write-ahead log behind). Each round starts a checkpoint and
+// closes at once, which without the wait finds it running nearly always.
+func TestCloseWaitsForCheckpoint(t *testing.T) {
+	b, _ := newTestBook(t, newDirectory(aliceNum, bobNum), 0)
+	ctx := context.Background()
+	for round := range 20 {
+		b.store.writeMu.Lock()
+		b.group.lastCP = time.Time{}
+		b.store.writeMu.Unlock()
+		book := []Entry{{bobNum, fmt.Sprint("Bob ", round)}}
+		if _, err := b.Sync(ctx, alice, book); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if b.group.checkpointing.Load() {
+			t.Fatalf("round %d: Close returned while a checkpoint ran", round)
+		}
 	}
 }
