@@ -31,7 +31,10 @@ type groupCommit struct {
 	// statements of every upload prepared on it once (prepared): parsing
 	// a dozen statements per upload cost more than running them. The
 	// database's pool must therefore allow more than one connection.
-	// Lock: store.writeMu.
+	// The statements are the pool's (DB.PrepareContext), not the
+	// connection's: Tx.StmtContext reuses a pool statement's preparation
+	// on the transaction's connection, but parses a connection's
+	// statement again in every transaction. Lock: store.writeMu.
 	conn     *sql.Conn
 	prepared map[string]*sql.Stmt
 
@@ -324,7 +327,7 @@ func (b *Book) stmt(ctx context.Context, tx *sql.Tx, query string) (*sql.Stmt, e
 	st, ok := g.prepared[query]
 	if !ok {
 		var err error
-		if st, err = g.conn.PrepareContext(ctx, query); err != nil {
+		if st, err = b.store.db.PrepareContext(ctx, query); err != nil {
 			return nil, err
 		}
 		g.prepared[query] = st
