@@ -1,0 +1,53 @@
+package roster
+
+import (
+	"math/rand/v2"
+	"slices"
+	"testing"
+)
+
+// BenchmarkIndexReplace adds one new book of 1,000 numbers to an index
+// that holds 3,000 books of 1,000, drawn from 1,000,000 numbers as in the
+// load generator's contacts scenario: the in-memory part of an upload,
+// done under the write lock. Each op is one book.
+func BenchmarkIndexReplace(b *testing.B) {
+	const base = 12020000000
+	r := rand.New(rand.NewPCG(1, 2))
+	book := func() []bookEntry {
+		seen := map[uint64]bool{}
+		var es []bookEntry
+		for len(es) < 1000 {
+			k := base + r.Uint64N(1000000)
+			if !seen[k] {
+				seen[k] = true
+				es = append(es, bookEntry{k: k})
+			}
+		}
+		slices.SortFunc(es, func(a, b bookEntry) int { return cmpU64(a.k, b.k) })
+		return es
+	}
+	var x bookIndex
+	x.resetBooks()
+	for owner := range uint64(3000) {
+		x.replace(13030000000+owner, nil, book())
+	}
+	books := make([][]bookEntry, 256)
+	for i := range books {
+		books[i] = book()
+	}
+	owner := uint64(14040000000)
+	for i := 0; b.Loop(); i++ {
+		owner++
+		x.replace(owner, nil, books[i%len(books)])
+	}
+}
+
+func cmpU64(a, b uint64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
