@@ -208,9 +208,10 @@ func ownerNumber(owner string) (string, error) {
 
 // Normalize turns uploaded entries into E.164 numbers, reading numbers
 // without a country code as numbers of region. Entries already in E.164
-// skip libphonenumber: a well-formed number that is not valid simply
-// matches no account. Invalid entries are counted in skipped and dropped;
-// a number listed twice keeps its first non-empty name.
+// skip libphonenumber's parsing and get PossibleE164's check instead: one
+// that passes it without being in use simply matches no account. Invalid
+// entries are counted in skipped and dropped; a number listed twice keeps
+// its first non-empty name.
 func Normalize(entries []Entry, region string) (book map[string]string, skipped int) {
 	return normalize(entries, func() string { return region })
 }
@@ -223,7 +224,12 @@ func normalize(entries []Entry, region func() string) (book map[string]string, s
 	reg, known := "", false
 	for _, e := range entries {
 		n := strings.TrimSpace(e.Number)
-		if !IsE164(n) {
+		if IsE164(n) {
+			if !PossibleE164(n) {
+				skipped++
+				continue
+			}
+		} else {
 			if !known {
 				reg, known = region(), true
 			}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 
 	"github.com/nyaruka/phonenumbers"
 )
@@ -59,6 +60,57 @@ func IsE164(s string) bool {
 	}
 	return true
 }
+
+// PossibleE164 reports whether s, in E.164, has a country calling code in
+// use and a national number of a length that code has (libphonenumber's
+// possible lengths). It is the check an uploaded number already in E.164
+// gets instead of ParsePhone, which costs microseconds a number: it takes
+// no parsing, and refuses what cannot be anyone's number ("+999…", a US
+// number of nine digits) though not every number that is not in use.
+func PossibleE164(s string) bool {
+	if !IsE164(s) {
+		return false
+	}
+	codes := callingCodes()
+	if codes == nil { // no metadata: the shape is all there is to check
+		return true
+	}
+	// Calling codes are a prefix code: at most one of the first one,
+	// two and three digits is one.
+	cc := 0
+	for i := 1; i <= 3; i++ {
+		cc = cc*10 + int(s[i]-'0')
+		if lengths := codes[cc]; lengths != 0 {
+			n := len(s) - 1 - i
+			return lengths&(1<<n) != 0
+		}
+	}
+	return false
+}
+
+// callingCodes returns, for each country calling code below 1,000, the
+// lengths its national numbers may have as a bit set (bit n for n
+// digits), zero for a code not in use; nil if libphonenumber's metadata
+// cannot be read.
+var callingCodes = sync.OnceValue(func() *[1000]uint32 {
+	coll, err := phonenumbers.MetadataCollection()
+	if err != nil {
+		return nil
+	}
+	var codes [1000]uint32
+	for _, md := range coll.GetMetadata() {
+		cc := md.GetCountryCode()
+		if cc <= 0 || cc >= 1000 {
+			continue
+		}
+		for _, l := range md.GetGeneralDesc().GetPossibleLength() {
+			if l > 0 && l < 32 {
+				codes[cc] |= 1 << l
+			}
+		}
+	}
+	return &codes
+})
 
 // RegionOf returns the ISO 3166 region of an E.164 number ("+4930…" gives
 // "DE"), or "" if it has none.
