@@ -130,15 +130,26 @@ func (s *Session) runSyncCommand(iq *wire.Element, sid string, form *wire.Elemen
 
 // syncSummary is the note that completes the command.
 func syncSummary(entries int, res roster.SyncResult) string {
-	msg := fmt.Sprintf("%d of %d numbers have an account and are in your roster.",
-		len(res.Matches)-res.OverCap, entries)
-	if res.Skipped > 0 {
-		msg += fmt.Sprintf(" Skipped %d entries that are not phone numbers.", res.Skipped)
+	found := len(res.Matches) - res.OverCap
+	msg := fmt.Sprintf("%d of %d entries %s an account and %s in your roster.",
+		found, entries, plural(found, "has", "have"), plural(found, "is", "are"))
+	if n := res.Skipped; n > 0 {
+		msg += fmt.Sprintf(" Skipped %d %s.", n,
+			plural(n, "entry that is not a phone number", "entries that are not phone numbers"))
 	}
-	if res.OverCap > 0 {
-		msg += fmt.Sprintf(" %d contacts were left out because your roster is full.", res.OverCap)
+	if n := res.OverCap; n > 0 {
+		msg += fmt.Sprintf(" %d %s left out because your roster is full.", n,
+			plural(n, "contact was", "contacts were"))
 	}
 	return msg
+}
+
+// plural returns one if n is 1, else many.
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
 }
 
 // ParseNumberLines reads address book lines as the command's form and the

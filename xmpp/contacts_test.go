@@ -695,3 +695,34 @@ func FuzzReadUpload(f *testing.F) {
 		}
 	})
 }
+
+// TestSyncSummary checks the wording of the note that completes "Sync
+// contacts", singular and plural.
+func TestSyncSummary(t *testing.T) {
+	match := func(n int) []roster.Match { return make([]roster.Match, n) }
+	for _, tc := range []struct {
+		entries int
+		res     roster.SyncResult
+		want    string
+	}{
+		{2, roster.SyncResult{Matches: match(1), Skipped: 1},
+			"1 of 2 entries has an account and is in your roster. " +
+				"Skipped 1 entry that is not a phone number."},
+		{5, roster.SyncResult{Matches: match(3), Skipped: 2},
+			"3 of 5 entries have an account and are in your roster. " +
+				"Skipped 2 entries that are not phone numbers."},
+		{3, roster.SyncResult{},
+			"0 of 3 entries have an account and are in your roster."},
+		{4, roster.SyncResult{Matches: match(4), OverCap: 1},
+			"3 of 4 entries have an account and are in your roster. " +
+				"1 contact was left out because your roster is full."},
+		{4, roster.SyncResult{Matches: match(4), OverCap: 2},
+			"2 of 4 entries have an account and are in your roster. " +
+				"2 contacts were left out because your roster is full."},
+	} {
+		if got := syncSummary(tc.entries, tc.res); got != tc.want {
+			t.Errorf("syncSummary(%d, %d matches, %d skipped, %d over cap) =\n%q, want\n%q",
+				tc.entries, len(tc.res.Matches), tc.res.Skipped, tc.res.OverCap, got, tc.want)
+		}
+	}
+}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/twotick/twotick/roster"
 	"github.com/twotick/twotick/xmpp/auth"
+	"github.com/twotick/twotick/xmpp/storage"
 )
 
 // TestInteropContactJoins has a slixmpp user upload an address book with
@@ -36,6 +37,31 @@ func TestInteropContactJoins(t *testing.T) {
 		t.Fatalf("user add printed %q, want %q", got, bob)
 	}
 	if err := slix.wait(deadline); err != nil {
+		t.Fatal(err)
+	}
+	srv.stop(t)
+}
+
+// TestInteropSyncContactsCommand has slixmpp run the server's "Sync
+// contacts" ad-hoc command (XEP-0050) with its own command and data-form
+// plugins, as Gajim and other clients with command support do, with the
+// number of an account that exists already: the command's answer must
+// list it and the roster push must bring it, named as in the form.
+func TestInteropSyncContactsCommand(t *testing.T) {
+	needClients(t)
+	srv := startTwotick(t)
+	alice := srv.addUser(t, "+12025550101", "alice-secret")
+	bob := srv.addUser(t, "+12025550102", "bob-secret")
+	// The server learns of accounts that the command line creates from
+	// the account log, within a second; until then an upload would not
+	// match Bob (he would join Alice's roster afterwards instead).
+	waitAccountLogTaken(t, srv.db, 15*time.Second)
+
+	timeout := strconv.Itoa(int(scenarioTimeout.Seconds()))
+	slix := startClient(t, "slixmpp", debianPython, "slix_contacts_command.py",
+		"--jid", alice, "--password", "alice-secret", "--host", "127.0.0.1",
+		"--port", portOf(t, srv.c2s), "--peer", bob, "--timeout", timeout)
+	if err := slix.wait(time.Now().Add(scenarioTimeout + 10*time.Second)); err != nil {
 		t.Fatal(err)
 	}
 	srv.stop(t)
@@ -102,6 +128,32 @@ func TestUserCommandsUpdateBooks(t *testing.T) {
 		if p.Owner != alice || want[p.Item.JID] != p.Item.Subscription {
 			t.Errorf("queued push %+v", p)
 		}
+	}
+}
+
+// waitAccountLogTaken polls the database at path until the running server
+// has applied and removed every account change that the command line
+// logged for it (table roster_book_accounts), or fails after timeout.
+func waitAccountLogTaken(t *testing.T, path string, timeout time.Duration) {
+	t.Helper()
+	ctx := context.Background()
+	db, err := storage.Open(ctx, path, "normal")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	deadline := time.Now().Add(timeout)
+	for {
+		var n int
+		err := db.QueryRowContext(ctx, `SELECT COUNT(*) FROM roster_book_accounts`).Scan(&n)
+		if err == nil && n == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the server did not take the account log within %v: %d left, %v",
+				timeout, n, err)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
 
