@@ -10,9 +10,9 @@
 # PKGS=./conf/... limits vet, test and fuzz to some packages.
 #
 # make test is what .ci/run runs. It installs what the tests need only when
-# it is missing (python3-slixmpp from Debian; @xmpp/client from npm into
-# testdata/interop/node_modules), so a second run skips straight to the
-# tests, and it prints how long each phase took.
+# it is missing (python3-slixmpp and curl from Debian; @xmpp/client from
+# npm into testdata/interop/node_modules), so a second run skips straight
+# to the tests, and it prints how long each phase took.
 
 SHELL := bash
 .SHELLFLAGS := -euo pipefail -c
@@ -76,7 +76,8 @@ deps-apt:
 	$(PYTHON) -c 'import slixmpp' 2>/dev/null || missing="$$missing python3-slixmpp"; \
 	command -v node >/dev/null || missing="$$missing nodejs"; \
 	command -v npm >/dev/null || missing="$$missing npm"; \
-	if [ -z "$$missing" ]; then echo "deps: slixmpp, node and npm present"; exit 0; fi; \
+	command -v curl >/dev/null || missing="$$missing curl"; \
+	if [ -z "$$missing" ]; then echo "deps: slixmpp, node, npm and curl present"; exit 0; fi; \
 	echo "deps: installing$$missing"; \
 	$(SUDO) apt-get update -qq; \
 	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing
