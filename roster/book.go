@@ -209,7 +209,8 @@ func ownerNumber(owner string) (string, error) {
 // Normalize turns uploaded entries into E.164 numbers, reading numbers
 // without a country code as numbers of region. Entries already in E.164
 // skip libphonenumber's parsing and get PossibleE164's check instead: one
-// that passes it without being in use simply matches no account. Invalid
+// that passes it without being in use simply matches no account. Those
+// with a 0 after the calling code (TrunkZeroE164) are parsed. Invalid
 // entries are counted in skipped and dropped; a number listed twice keeps
 // its first non-empty name.
 func Normalize(entries []Entry, region string) (book map[string]string, skipped int) {
@@ -224,7 +225,7 @@ func normalize(entries []Entry, region func() string) (book map[string]string, s
 	reg, known := "", false
 	for _, e := range entries {
 		n := strings.TrimSpace(e.Number)
-		if IsE164(n) {
+		if IsE164(n) && !TrunkZeroE164(n) {
 			if !PossibleE164(n) {
 				skipped++
 				continue

@@ -75,17 +75,38 @@ func PossibleE164(s string) bool {
 	if codes == nil { // no metadata: the shape is all there is to check
 		return true
 	}
-	// Calling codes are a prefix code: at most one of the first one,
-	// two and three digits is one.
-	cc := 0
+	cc, n := callingCode(s, codes)
+	if n == 0 {
+		return false
+	}
+	return codes[cc]&(1<<(len(s)-1-n)) != 0
+}
+
+// TrunkZeroE164 reports whether s, in E.164, has a 0 right after its
+// calling code: "+49 030 1234567" written without spaces, a national
+// trunk prefix that does not belong in an international number (except
+// in the few countries, Italy among them, whose numbers start with 0).
+// Such a number needs ParsePhone, which drops the prefix where it is one.
+func TrunkZeroE164(s string) bool {
+	codes := callingCodes()
+	if codes == nil || !IsE164(s) {
+		return false
+	}
+	_, n := callingCode(s, codes)
+	return n > 0 && 1+n < len(s) && s[1+n] == '0'
+}
+
+// callingCode returns the calling code that E.164 s starts with and its
+// number of digits, or 0, 0 if none does. Calling codes are a prefix
+// code: at most one of the first one, two and three digits is one.
+func callingCode(s string, codes *[1000]uint32) (cc, digits int) {
 	for i := 1; i <= 3; i++ {
 		cc = cc*10 + int(s[i]-'0')
-		if lengths := codes[cc]; lengths != 0 {
-			n := len(s) - 1 - i
-			return lengths&(1<<n) != 0
+		if codes[cc] != 0 {
+			return cc, i
 		}
 	}
-	return false
+	return 0, 0
 }
 
 // callingCodes returns, for each country calling code below 1,000, the

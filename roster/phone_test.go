@@ -94,6 +94,21 @@ func FuzzParsePhone(f *testing.F) {
 	})
 }
 
+func TestTrunkZeroE164(t *testing.T) {
+	for in, want := range map[string]bool{
+		"+490301234567": true,  // DE with its trunk 0
+		"+49301234567":  false, //
+		"+390612345678": true,  // IT: the 0 is part of the number; parsed all the same
+		"+12025550101":  false, //
+		"+99901234567":  false, // no calling code
+		"030 1234567":   false, // not E.164
+	} {
+		if got := TrunkZeroE164(in); got != want {
+			t.Errorf("TrunkZeroE164(%q) = %v, want %v", in, got, want)
+		}
+	}
+}
+
 // TestPossibleE164Examples checks that libphonenumber's example number of
 // every region and calling code, of every type it has one of, passes the
 // fast path's check: a valid number must never be dropped.
