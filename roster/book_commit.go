@@ -216,7 +216,7 @@ func (b *Book) runGroup(ctx context.Context, batch []*groupReq) (pendingGroup, b
 func (x *bookIndex) stale() {
 	x.mu.Lock()
 	x.booksLoaded, x.regLoaded = false, false
-	x.holders, x.more, x.free = numTable{}, nil, nil
+	x.holders, x.lists = numTable{}, ownerLists{}
 	x.names, x.registered = nil, nil
 	x.mu.Unlock()
 }

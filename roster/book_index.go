@@ -116,15 +116,14 @@ func bookMap(blob []byte) (map[string]string, error) {
 //
 // The table from number to holders (numTable) holds no pointers, so that
 // the garbage collector does not walk a million entries at every cycle:
-// most numbers have one holder, kept in the entry; the others point into
-// more (holderSet).
+// most numbers have one holder, kept in the entry; the others name a list
+// in lists (ownerLists), which holds no pointers either.
 type bookIndex struct {
 	mu sync.RWMutex
 
 	booksLoaded bool
 	holders     numTable
-	more        [][]uint64           // owner lists of numbers held by several books
-	free        []uint32             // unused slots of more
+	lists       ownerLists           // owner lists of numbers held by several books
 	names       map[[2]uint64]string // {owner, number} -> the owner's name for it, if any
 
 	// sink keeps the reads of replace's first pass from being optimised
@@ -135,13 +134,13 @@ type bookIndex struct {
 	registered []uint64 // sorted
 }
 
-// A holders value is one owner or, with manyBit set, the index of the
-// owners' list in bookIndex.more. Owners are numKeys, below 10^15.
+// A holders value is one owner or, with manyBit set, the handle of the
+// owners' list in bookIndex.lists. Owners are numKeys, below 10^15.
 const manyBit = 1 << 63
 
 func (x *bookIndex) resetBooks() {
 	x.holders = numTable{}
-	x.more, x.free = nil, nil
+	x.lists = ownerLists{}
 	x.names = map[[2]uint64]string{}
 }
 
@@ -158,26 +157,14 @@ func (x *bookIndex) add(owner, k uint64, name string) {
 		*v = owner
 	case *v&manyBit == 0:
 		if *v != owner {
-			*v = manyBit | x.alloc([]uint64{*v, owner})
+			*v = manyBit | x.lists.newList(*v, owner)
 		}
 	default:
-		i := *v &^ manyBit
-		if l := x.more[i]; !slices.Contains(l, owner) {
-			x.more[i] = append(l, owner)
+		h := *v &^ manyBit
+		if !slices.Contains(x.lists.owners(h), owner) {
+			*v = manyBit | x.lists.add(h, owner)
 		}
 	}
-}
-
-// alloc stores an owner list in more and returns its index.
-func (x *bookIndex) alloc(l []uint64) uint64 {
-	if n := len(x.free); n > 0 {
-		i := x.free[n-1]
-		x.free = x.free[:n-1]
-		x.more[i] = l
-		return uint64(i)
-	}
-	x.more = append(x.more, l)
-	return uint64(len(x.more) - 1)
 }
 
 // remove records that owner's book no longer holds k. Lock: mu held.
@@ -193,22 +180,23 @@ func (x *bookIndex) remove(owner, k uint64) {
 			x.holders.del(k)
 		}
 	default:
-		li := v &^ manyBit
-		l := x.more[li]
+		h := v &^ manyBit
+		l := x.lists.owners(h)
 		i := slices.Index(l, owner)
 		if i < 0 {
 			return
 		}
-		l[i] = l[len(l)-1]
-		l = l[:len(l)-1]
-		if len(l) > 1 {
-			x.more[li] = l
-			return
+		last := l[0]
+		if i == 0 {
+			last = l[1]
 		}
-		x.more[li] = nil
-		x.free = append(x.free, uint32(li))
+		nh, left := x.lists.remove(h, i)
 		p, _ := x.holders.ref(k)
-		*p = l[0]
+		if left > 1 {
+			*p = manyBit | nh
+		} else {
+			*p = last // the one owner left
+		}
 	}
 }
 
@@ -222,7 +210,7 @@ func (x *bookIndex) ownersOf(k uint64) []uint64 {
 	case v&manyBit == 0:
 		return []uint64{v}
 	}
-	return slices.Clone(x.more[v&^manyBit])
+	return slices.Clone(x.lists.owners(v &^ manyBit))
 }
 
 // replace changes owner's entries from book old (number to name) to the
@@ -247,17 +235,10 @@ func (x *bookIndex) replace(owner uint64, old map[string]string, book []bookEntr
 		acc = x.holders.touch(e.k, acc)
 	}
 	// Then, the same way, the owner lists of the numbers several books
-	// hold: their headers in more, then their contents.
+	// hold.
 	for _, e := range book {
 		if v, ok := x.holders.get(e.k); ok && v&manyBit != 0 {
-			acc ^= uint64(len(x.more[v&^manyBit]))
-		}
-	}
-	for _, e := range book {
-		if v, ok := x.holders.get(e.k); ok && v&manyBit != 0 {
-			if l := x.more[v&^manyBit]; len(l) > 0 {
-				acc ^= l[0]
-			}
+			acc ^= x.lists.block(v &^ manyBit)[0]
 		}
 	}
 	x.sink = acc

@@ -2,9 +2,54 @@ package roster
 
 import (
 	"math/rand/v2"
+	"runtime"
 	"slices"
 	"testing"
 )
+
+// benchBooks returns n books of 1,000 numbers each, drawn from 1,000,000
+// numbers as in the load generator's contacts scenario, sorted.
+func benchBooks(r *rand.Rand, n int) [][]bookEntry {
+	const base = 12020000000
+	books := make([][]bookEntry, n)
+	for i := range books {
+		seen := map[uint64]bool{}
+		var es []bookEntry
+		for len(es) < 1000 {
+			k := base + r.Uint64N(1000000)
+			if !seen[k] {
+				seen[k] = true
+				es = append(es, bookEntry{k: k})
+			}
+		}
+		slices.SortFunc(es, func(a, b bookEntry) int { return cmpU64(a.k, b.k) })
+		books[i] = es
+	}
+	return books
+}
+
+// BenchmarkIndexMemory builds the index of 3,000 books of 1,000 numbers
+// drawn from 1,000,000 and reports what it keeps on the heap: bytes per
+// number of the books, and objects, which the garbage collector walks at
+// every cycle.
+func BenchmarkIndexMemory(b *testing.B) {
+	books := benchBooks(rand.New(rand.NewPCG(1, 2)), 3000)
+	var before, after runtime.MemStats
+	for b.Loop() {
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		var x bookIndex
+		x.resetBooks()
+		for i, book := range books {
+			x.replace(13030000000+uint64(i), nil, book)
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/3e6, "B/number")
+		b.ReportMetric(float64(after.HeapObjects-before.HeapObjects), "objects")
+		runtime.KeepAlive(&x)
+	}
+}
 
 // BenchmarkIndexReplace adds one new book of 1,000 numbers to an index
 // that holds 3,000 books of 1,000, drawn from 1,000,000 numbers as in the

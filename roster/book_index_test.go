@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math/rand/v2"
 	"slices"
 	"sync"
 	"testing"
@@ -250,8 +251,9 @@ func TestIndexHolders(t *testing.T) {
 			t.Fatalf("step %d: holders of %d = %v, want %v", i, st.number, got, st.want)
 		}
 	}
-	if len(x.more) != 1 || x.holders.len() != 1 {
-		t.Errorf("freed list not reused: %d lists, %d numbers", len(x.more), x.holders.len())
+	if x.lists.lists() != 1 || x.lists.classes[0].used != 1 || x.holders.len() != 1 {
+		t.Errorf("freed list not reused: %d lists in %d blocks, %d numbers", x.lists.lists(),
+			x.lists.classes[0].used, x.holders.len())
 	}
 }
 
@@ -293,5 +295,55 @@ func TestSyncEarly(t *testing.T) {
 				t.Errorf("early answer %+v, final %+v", a, res)
 			}
 		})
+	}
+}
+
+// TestIndexHoldersRandom adds and removes random holders of a few numbers
+// on a bookIndex and on a map side by side, so that owner lists grow
+// through several classes, shrink back, are freed and reused.
+func TestIndexHoldersRandom(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	var x bookIndex
+	x.resetBooks()
+	want := map[uint64]map[uint64]bool{}
+	const numbers, owners = 5, 300
+	for step := range 100000 {
+		k := 1000 + r.Uint64N(numbers)
+		o := 1 + r.Uint64N(owners)
+		// Phases that mostly add, then mostly remove, so that lists swing
+		// between a few owners and hundreds.
+		adding := r.IntN(100) < 70
+		if (step/20000)%2 == 1 {
+			adding = !adding
+		}
+		if want[k] == nil {
+			want[k] = map[uint64]bool{}
+		}
+		if adding {
+			x.add(o, k, "")
+			want[k][o] = true
+		} else {
+			x.remove(o, k)
+			delete(want[k], o)
+		}
+		if step%97 == 0 || step > 99000 {
+			for k, set := range want {
+				got := x.ownersOf(k)
+				slices.Sort(got)
+				w := slices.Sorted(maps.Keys(set))
+				if !slices.Equal(got, w) {
+					t.Fatalf("step %d: holders of %d = %v, want %v", step, k, got, w)
+				}
+			}
+		}
+	}
+	lists := 0
+	for _, set := range want {
+		if len(set) > 1 {
+			lists++
+		}
+	}
+	if got := x.lists.lists(); got != lists {
+		t.Errorf("%d lists in use, want %d", got, lists)
 	}
 }
