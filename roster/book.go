@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // bookSchema holds uploaded address books and the daily lookup quota. A
@@ -240,15 +241,47 @@ func normalize(entries []Entry, region func() string) (book map[string]string, s
 				continue
 			}
 		}
-		name := strings.TrimSpace(e.Name)
-		if len(name) > maxNameBytes {
-			name = name[:maxNameBytes]
-		}
+		name := cleanName(e.Name)
 		if old, ok := book[n]; !ok || old == "" {
 			book[n] = name
 		}
 	}
 	return book, skipped
+}
+
+// cleanName makes an uploaded name fit to be a roster item's name, which
+// goes out in XML: it drops bytes that are not UTF-8 and characters that
+// XML 1.0 does not allow, turns tabs and line breaks into spaces, trims
+// spaces at the ends and cuts it to maxNameBytes at a character boundary.
+// A vCard or CSV file over HTTP can hold anything; a name with a control
+// character would otherwise break the stream of every client it reached.
+func cleanName(s string) string {
+	s = strings.TrimSpace(s)
+	plain := len(s) <= maxNameBytes
+	for i := 0; plain && i < len(s); i++ {
+		plain = s[i] >= 0x20 && s[i] < 0x7f
+	}
+	if plain { // printable ASCII: nearly every name
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		i += size
+		switch {
+		case r == utf8.RuneError && size == 1: // not UTF-8
+			continue
+		case r == '\t' || r == '\n' || r == '\r':
+			r = ' '
+		case r < 0x20, r == 0xfffe, r == 0xffff:
+			continue
+		}
+		if b.Len()+utf8.RuneLen(r) > maxNameBytes {
+			break
+		}
+		b.WriteRune(r)
+	}
+	return strings.TrimSpace(b.String())
 }
 
 // Sync replaces owner's address book with entries and updates rosters to

@@ -5,9 +5,11 @@ import (
 	"errors"
 	"maps"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 )
 
 // directory is a Directory over a set of numbers.
@@ -42,6 +44,27 @@ const (
 	carolNum = "+12025550103"
 	berlin   = "+49301234567"
 )
+
+func TestCleanName(t *testing.T) {
+	long := strings.Repeat("é", maxNameBytes) // two bytes each
+	for _, tc := range []struct{ in, want string }{
+		{"  Anna Maier ", "Anna Maier"},
+		{"Zoë 🙂", "Zoë 🙂"},
+		{"Bad\x01Name", "BadName"},
+		{"not \xff\xfeUTF-8", "not UTF-8"},
+		{"two\nlines\tand a tab", "two lines and a tab"},
+		{"\ufffe\uffffnon-characters", "non-characters"},
+		{long, long[:maxNameBytes-1]}, // 511 whole characters, not half of one
+	} {
+		got := cleanName(tc.in)
+		if got != tc.want {
+			t.Errorf("cleanName(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+		if !utf8.ValidString(got) || len(got) > maxNameBytes {
+			t.Errorf("cleanName(%q) = %q: not UTF-8 or too long", tc.in, got)
+		}
+	}
+}
 
 func TestNormalize(t *testing.T) {
 	tests := []struct {
@@ -547,4 +570,23 @@ func TestContactIndexDropped(t *testing.T) {
 	if partial, ok := found["roster_items_manual"]; !ok || !partial {
 		t.Errorf("indexes %v: want the partial roster_items_manual", found)
 	}
+}
+
+// FuzzCleanName checks that any uploaded name comes out as text that XML
+// 1.0 allows, within maxNameBytes.
+func FuzzCleanName(f *testing.F) {
+	for _, s := range []string{"Anna", "Bad\x01Name", "\xff\xfe", "Zoë 🙂\n", "\ufffe"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		got := cleanName(s)
+		if !utf8.ValidString(got) || len(got) > maxNameBytes {
+			t.Fatalf("cleanName(%q) = %q: not UTF-8 or too long", s, got)
+		}
+		for _, r := range got {
+			if r < 0x20 || r == 0xfffe || r == 0xffff {
+				t.Fatalf("cleanName(%q) = %q keeps %U", s, got, r)
+			}
+		}
+	})
 }
