@@ -123,8 +123,8 @@ type bookIndex struct {
 
 	booksLoaded bool
 	holders     numTable
-	lists       ownerLists           // owner lists of numbers held by several books
-	names       map[[2]uint64]string // {owner, number} -> the owner's name for it, if any
+	lists       ownerLists // owner lists of numbers held by several books
+	names       nameStore  // {owner, number} -> the owner's name for it, if any
 
 	// sink keeps the reads of replace's first pass from being optimised
 	// away.
@@ -141,15 +141,13 @@ const manyBit = 1 << 63
 func (x *bookIndex) resetBooks() {
 	x.holders = numTable{}
 	x.lists = ownerLists{}
-	x.names = map[[2]uint64]string{}
+	x.names = newNameStore()
 }
 
 // add records that owner's book holds number k under name. Lock: mu held.
 func (x *bookIndex) add(owner, k uint64, name string) {
-	if name != "" {
-		x.names[[2]uint64{owner, k}] = name
-	} else if len(x.names) > 0 {
-		delete(x.names, [2]uint64{owner, k})
+	if name != "" || x.names.len() > 0 {
+		x.names.set(owner, k, name)
 	}
 	v, added := x.holders.ref(k)
 	switch {
@@ -169,8 +167,8 @@ func (x *bookIndex) add(owner, k uint64, name string) {
 
 // remove records that owner's book no longer holds k. Lock: mu held.
 func (x *bookIndex) remove(owner, k uint64) {
-	if len(x.names) > 0 {
-		delete(x.names, [2]uint64{owner, k})
+	if x.names.len() > 0 {
+		x.names.set(owner, k, "")
 	}
 	v, ok := x.holders.get(k)
 	switch {
@@ -265,7 +263,7 @@ func (x *bookIndex) holdersOf(number, domain string) []holder {
 	slices.Sort(owners)
 	hs := make([]holder, len(owners))
 	for i, o := range owners {
-		hs[i] = holder{owner: numString(o) + "@" + domain, name: x.names[[2]uint64{o, k}]}
+		hs[i] = holder{owner: numString(o) + "@" + domain, name: x.names.get(o, k)}
 	}
 	return hs
 }
