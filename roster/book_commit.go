@@ -217,7 +217,7 @@ func (x *bookIndex) stale() {
 	x.mu.Lock()
 	x.booksLoaded, x.regLoaded = false, false
 	x.holders, x.lists = numTable{}, ownerLists{}
-	x.names, x.registered = nameStore{}, nil
+	x.names, x.registered = nil, nil
 	x.mu.Unlock()
 }
 

@@ -123,8 +123,8 @@ type bookIndex struct {
 
 	booksLoaded bool
 	holders     numTable
-	lists       ownerLists // owner lists of numbers held by several books
-	names       nameStore  // {owner, number} -> the owner's name for it, if any
+	lists       ownerLists        // owner lists of numbers held by several books
+	names       map[uint64][]byte // owner -> the names of their book (packNames)
 
 	// sink keeps the reads of replace's first pass from being optimised
 	// away.
@@ -141,14 +141,11 @@ const manyBit = 1 << 63
 func (x *bookIndex) resetBooks() {
 	x.holders = numTable{}
 	x.lists = ownerLists{}
-	x.names = newNameStore()
+	x.names = map[uint64][]byte{}
 }
 
-// add records that owner's book holds number k under name. Lock: mu held.
-func (x *bookIndex) add(owner, k uint64, name string) {
-	if name != "" || x.names.len() > 0 {
-		x.names.set(owner, k, name)
-	}
+// add records that owner's book holds number k. Lock: mu held.
+func (x *bookIndex) add(owner, k uint64) {
 	v, added := x.holders.ref(k)
 	switch {
 	case added:
@@ -167,9 +164,6 @@ func (x *bookIndex) add(owner, k uint64, name string) {
 
 // remove records that owner's book no longer holds k. Lock: mu held.
 func (x *bookIndex) remove(owner, k uint64) {
-	if x.names.len() > 0 {
-		x.names.set(owner, k, "")
-	}
 	v, ok := x.holders.get(k)
 	switch {
 	case !ok:
@@ -242,11 +236,19 @@ func (x *bookIndex) replace(owner uint64, old map[string]string, book []bookEntr
 	x.sink = acc
 	for _, e := range book {
 		if len(old) > 0 {
-			if was, ok := old[e.number]; ok && was == e.name {
+			if _, ok := old[e.number]; ok {
 				continue
 			}
 		}
-		x.add(owner, e.k, e.name)
+		x.add(owner, e.k)
+	}
+	if names := packNames(book); names != nil {
+		if x.names == nil {
+			x.names = map[uint64][]byte{}
+		}
+		x.names[owner] = names
+	} else {
+		delete(x.names, owner)
 	}
 }
 
@@ -263,7 +265,7 @@ func (x *bookIndex) holdersOf(number, domain string) []holder {
 	slices.Sort(owners)
 	hs := make([]holder, len(owners))
 	for i, o := range owners {
-		hs[i] = holder{owner: numString(o) + "@" + domain, name: x.names.get(o, k)}
+		hs[i] = holder{owner: numString(o) + "@" + domain, name: nameIn(x.names[o], k)}
 	}
 	return hs
 }

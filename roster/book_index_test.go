@@ -243,7 +243,7 @@ func TestIndexHolders(t *testing.T) {
 	}
 	for i, st := range steps {
 		if st.add {
-			x.add(st.owner, st.number, "")
+			x.add(st.owner, st.number)
 		} else {
 			x.remove(st.owner, st.number)
 		}
@@ -320,7 +320,7 @@ func TestIndexHoldersRandom(t *testing.T) {
 			want[k] = map[uint64]bool{}
 		}
 		if adding {
-			x.add(o, k, "")
+			x.add(o, k)
 			want[k][o] = true
 		} else {
 			x.remove(o, k)

@@ -77,6 +77,7 @@ func (b *Book) load(ctx context.Context, tx *sql.Tx) error {
 		return fmt.Errorf("loading address books: %w", err)
 	}
 	defer rows.Close()
+	var named []bookEntry // of one book, reused
 	for rows.Next() {
 		var owner string
 		var blob []byte
@@ -88,10 +89,17 @@ func (b *Book) load(ctx context.Context, tx *sql.Tx) error {
 			continue // not a phone account: never matched
 		}
 		ok, _ := numKey(num)
+		named = named[:0]
 		if err := decodeBook(blob, func(k uint64, name string) {
-			x.add(ok, k, name)
+			x.add(ok, k)
+			if name != "" {
+				named = append(named, bookEntry{k: k, name: name})
+			}
 		}); err != nil {
 			return fmt.Errorf("loading the address book of %s: %w", owner, err)
+		}
+		if len(named) > 0 {
+			x.names[ok] = packNames(named)
 		}
 	}
 	if err := rows.Err(); err != nil {
@@ -247,6 +255,7 @@ func (b *Book) applyAccountLog(ctx context.Context, tx *sql.Tx) error {
 		}
 		// The deleted account's book leaves the reverse index.
 		_ = decodeBook(c.book, func(n uint64, _ string) { b.idx.remove(k, n) })
+		delete(b.idx.names, k)
 	}
 	b.idx.addRegistered(joined)
 	return nil
