@@ -76,30 +76,13 @@ func BenchmarkIndexMemory(b *testing.B) {
 // load generator's contacts scenario: the in-memory part of an upload,
 // done under the write lock. Each op is one book.
 func BenchmarkIndexReplace(b *testing.B) {
-	const base = 12020000000
-	r := rand.New(rand.NewPCG(1, 2))
-	book := func() []bookEntry {
-		seen := map[uint64]bool{}
-		var es []bookEntry
-		for len(es) < 1000 {
-			k := base + r.Uint64N(1000000)
-			if !seen[k] {
-				seen[k] = true
-				es = append(es, bookEntry{k: k})
-			}
-		}
-		slices.SortFunc(es, func(a, b bookEntry) int { return cmpU64(a.k, b.k) })
-		return es
-	}
+	stored := benchBooks(rand.New(rand.NewPCG(1, 2)), 3000+256)
 	var x bookIndex
 	x.resetBooks()
-	for owner := range uint64(3000) {
-		x.replace(13030000000+owner, nil, book())
+	for i, book := range stored[:3000] {
+		x.replace(13030000000+uint64(i), nil, book)
 	}
-	books := make([][]bookEntry, 256)
-	for i := range books {
-		books[i] = book()
-	}
+	books := stored[3000:]
 	owner := uint64(14040000000)
 	for i := 0; b.Loop(); i++ {
 		owner++

@@ -19,7 +19,7 @@ import asyncio
 import slixmpp
 
 from slixcommon import Failure, base_arguments, fetch_roster, login, logout
-from slixcommon import new_client, run
+from slixcommon import new_client, roster_push_of, run
 
 NAME = "slixmpp"
 NODE = "sync-contacts"
@@ -43,14 +43,7 @@ async def command(args, report):
         return max(0.1, deadline - loop.time())
 
     xmpp = new_client(args.jid, args.password, ("xep_0030", "xep_0004", "xep_0050"))
-    pushed = loop.create_future()
-
-    def on_roster_update(iq):
-        items = iq["roster"]["items"]
-        if args.peer in items and not pushed.done():
-            pushed.set_result(items[args.peer])
-
-    xmpp.add_event_handler("roster_update", on_roster_update)
+    pushed = roster_push_of(xmpp, args.peer)
 
     await login(xmpp, args.host, args.port, left(), report)
     await fetch_roster(xmpp, left(), report)

@@ -147,6 +147,20 @@ async def fetch_roster(xmpp, timeout, report):
     report.say(f"roster has {len(iq['roster']['items'])} items")
 
 
+def roster_push_of(xmpp, jid):
+    """Returns a future that gets the roster item of jid from the first
+    roster push (RFC 6121 § 2.1.6) that carries it."""
+    pushed = asyncio.get_running_loop().create_future()
+
+    def on_roster_update(iq):
+        items = iq["roster"]["items"]
+        if jid in items and not pushed.done():
+            pushed.set_result(items[jid])
+
+    xmpp.add_event_handler("roster_update", on_roster_update)
+    return pushed
+
+
 async def read_line(reader, timeout, what):
     """Reads one line of standard input within timeout seconds."""
     try:
