@@ -13,6 +13,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -200,7 +202,31 @@ func (s *Session) replyUploadError(iq *wire.Element, err error) {
 	if cond == "internal-server-error" {
 		s.log.Error("storing an address book failed", "err", err)
 	}
+	s.srv.warnLimit(s.log, s.remote(), err) // s.log names the account
 	s.reply(iqError(iq, typ, cond, text))
+}
+
+// remote returns the address of the session's client, or the zero
+// address while the session waits for resumption.
+func (s *Session) remote() netip.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.c == nil {
+		return netip.Addr{}
+	}
+	return s.c.remote
+}
+
+// warnLimit logs, at Warn and rate-limited per address, an upload that
+// the daily lookup limit refused, if err is one: an account that keeps
+// looking up new numbers may be trying to learn who is registered.
+func (srv *Server) warnLimit(log *slog.Logger, addr netip.Addr, err error, args ...any) {
+	var lim *roster.LimitError
+	if errors.As(err, &lim) {
+		srv.warn(log, addr, "address-book upload refused: daily lookup limit reached",
+			append(args, "new_numbers", lim.New, "left_today", lim.Left,
+				"retry_at", lim.RetryAt.UTC().Format(time.RFC3339))...)
+	}
 }
 
 // uploadErrorCondition maps an upload error to a stanza error (RFC 6120

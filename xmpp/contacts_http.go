@@ -148,6 +148,7 @@ func (srv *Server) serveContacts(w http.ResponseWriter, r *http.Request) {
 	}
 	res, pushes, err := srv.uploadBook(r.Context(), local+"@"+srv.domain, entries)
 	if err != nil {
+		srv.warnLimit(srv.log, httpRemote(r), err, "jid", local+"@"+srv.domain)
 		srv.httpUploadError(w, err)
 		return
 	}
@@ -178,10 +179,7 @@ func (srv *Server) httpAuth(w http.ResponseWriter, r *http.Request) (string, boo
 		http.Error(w, "credentials required", http.StatusUnauthorized)
 		return "", false
 	}
-	var addr netip.Addr
-	if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
-		addr = ap.Addr().Unmap()
-	}
+	addr := httpRemote(r)
 	x, err := srv.deps.SASL.Start(r.Context(), auth.MechPlain, r.TLS, addr)
 	if err == nil {
 		_, _, err = x.Step(r.Context(), []byte("\x00"+user+"\x00"+password))
@@ -212,6 +210,14 @@ func (srv *Server) httpAuth(w http.ResponseWriter, r *http.Request) (string, boo
 	w.Header().Set("WWW-Authenticate", `Basic realm="twotick", charset="UTF-8"`)
 	http.Error(w, "wrong number or password", http.StatusUnauthorized)
 	return "", false
+}
+
+// httpRemote returns the client's address of r, or the zero address.
+func httpRemote(r *http.Request) netip.Addr {
+	if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
+		return ap.Addr().Unmap()
+	}
+	return netip.Addr{}
 }
 
 // httpUploadError answers a refused upload with its HTTP status.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"slices"
 	"strings"
@@ -312,7 +313,9 @@ func TestJoinedAndPresence(t *testing.T) {
 }
 
 func TestDailyLimit(t *testing.T) {
-	ts := newContactsServer(t, 2)
+	var logs logBuffer
+	ts := withLogger(t, newContactsServer(t, 2), slog.New(slog.NewTextHandler(&logs,
+		&slog.HandlerOptions{Level: slog.LevelDebug})))
 	ts.addUser(t, numAlice, "pw")
 	alice := bookOnline(t, ts, numAlice, false)
 	api := "api." + testDomain
@@ -333,6 +336,20 @@ func TestDailyLimit(t *testing.T) {
 	tomorrow := time.Now().UTC().AddDate(0, 0, 1).Format(time.DateOnly)
 	if !strings.Contains(text, "retry after "+tomorrow+"T00:00:00Z") {
 		t.Errorf("error text %q does not say to retry at the start of %s", text, tomorrow)
+	}
+	// The operator sees who hit the limit: someone may be probing numbers.
+	want := `level=WARN msg="address-book upload refused: daily lookup limit reached"`
+	line := ""
+	for _, l := range strings.Split(logs.String(), "\n") {
+		if strings.Contains(l, want) {
+			line = l
+		}
+	}
+	for _, field := range []string{"jid=" + ts.jid(numAlice), "remote_addr=127.0.0.1",
+		"new_numbers=1", "left_today=0", "retry_at=" + tomorrow + "T00:00:00Z"} {
+		if !strings.Contains(line, field) {
+			t.Errorf("Warn line for the refused upload lacks %s; log:\n%s", field, logs.String())
+		}
 	}
 }
 
