@@ -226,12 +226,16 @@ func normalize(entries []Entry, region func() string) (book map[string]string, s
 	reg, known := "", false
 	for _, e := range entries {
 		n := strings.TrimSpace(e.Number)
-		if IsE164(n) && !TrunkZeroE164(n) {
-			if !PossibleE164(n) {
+		fast := IsE164(n)
+		if fast {
+			possible, trunkZero := screenE164(n)
+			if !possible && !trunkZero {
 				skipped++
 				continue
 			}
-		} else {
+			fast = !trunkZero
+		}
+		if !fast {
 			if !known {
 				reg, known = region(), true
 			}

@@ -216,8 +216,8 @@ func (b *Book) runGroup(ctx context.Context, batch []*groupReq) (pendingGroup, b
 func (x *bookIndex) stale() {
 	x.mu.Lock()
 	x.booksLoaded, x.regLoaded = false, false
-	x.holders, x.lists = numTable{}, ownerLists{}
-	x.names, x.registered = nil, nil
+	x.resetBooks()
+	x.registered = nil
 	x.mu.Unlock()
 }
 

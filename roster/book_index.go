@@ -221,17 +221,12 @@ func (x *bookIndex) replace(owner uint64, old map[string]string, book []bookEntr
 	}
 	// The book's slots of the table are random places in memory, each a
 	// cache miss: fetched together first, they cost a fraction of one miss
-	// after another in the loop below.
+	// after another in the loop below. (Fetching the owner lists the same
+	// way paid while each was a slice of its own; in ownerLists' blocks it
+	// no longer does.)
 	var acc uint64
 	for _, e := range book {
 		acc = x.holders.touch(e.k, acc)
-	}
-	// Then, the same way, the owner lists of the numbers several books
-	// hold.
-	for _, e := range book {
-		if v, ok := x.holders.get(e.k); ok && v&manyBit != 0 {
-			acc ^= x.lists.block(v &^ manyBit)[0]
-		}
 	}
 	x.sink = acc
 	for _, e := range book {
@@ -243,9 +238,6 @@ func (x *bookIndex) replace(owner uint64, old map[string]string, book []bookEntr
 		x.add(owner, e.k)
 	}
 	if names := packNames(book); names != nil {
-		if x.names == nil {
-			x.names = map[uint64][]byte{}
-		}
 		x.names[owner] = names
 	} else {
 		delete(x.names, owner)

@@ -16,7 +16,6 @@ package roster
 // while a shard's growth copies a thousandth of that.
 type numTable struct {
 	shards []numShard // numShards long, or empty
-	n      int        // keys in use
 }
 
 // numShards is how many shards a numTable has; shardBits its log2.
@@ -47,7 +46,14 @@ func mix(k uint64) uint64 {
 	return k
 }
 
-func (t *numTable) len() int { return t.n }
+// len counts the keys, shard by shard; only tests ask.
+func (t *numTable) len() int {
+	n := 0
+	for i := range t.shards {
+		n += t.shards[i].n
+	}
+	return n
+}
 
 // shard returns the shard of k, with k's hash, creating the shards if
 // create is set; it returns nil if they do not exist yet.
@@ -75,18 +81,13 @@ func (t *numTable) get(k uint64) (uint64, bool) {
 // is absent (added). The pointer is good until the next ref or del.
 func (t *numTable) ref(k uint64) (v *uint64, added bool) {
 	sh, h := t.shard(k, true)
-	v, added = sh.ref(k, h)
-	if added {
-		t.n++
-	}
-	return v, added
+	return sh.ref(k, h)
 }
 
 // del removes k.
 func (t *numTable) del(k uint64) {
-	sh, h := t.shard(k, false)
-	if sh != nil && sh.del(k, h) {
-		t.n--
+	if sh, h := t.shard(k, false); sh != nil {
+		sh.del(k, h)
 	}
 }
 
@@ -140,17 +141,16 @@ func (t *numShard) ref(k, h uint64) (v *uint64, added bool) {
 }
 
 // del removes k, whose hash is h, shifting back the keys after it that
-// probed past its slot, so that no lookup stops early at the hole. It
-// reports whether k was there.
-func (t *numShard) del(k, h uint64) bool {
+// probed past its slot, so that no lookup stops early at the hole.
+func (t *numShard) del(k, h uint64) {
 	if len(t.slots) == 0 {
-		return false
+		return
 	}
 	mask := uint64(len(t.slots) - 1)
 	i := h & mask
 	for ; t.slots[i].k != k; i = (i + 1) & mask {
 		if t.slots[i].k == 0 {
-			return false
+			return
 		}
 	}
 	for j := (i + 1) & mask; t.slots[j].k != 0; j = (j + 1) & mask {
@@ -164,7 +164,6 @@ func (t *numShard) del(k, h uint64) bool {
 	}
 	t.slots[i] = numSlot{}
 	t.n--
-	return true
 }
 
 // grow doubles the shard (at least minShard slots) and reinserts every

@@ -71,15 +71,8 @@ func PossibleE164(s string) bool {
 	if !IsE164(s) {
 		return false
 	}
-	codes := callingCodes()
-	if codes == nil { // no metadata: the shape is all there is to check
-		return true
-	}
-	cc, n := callingCode(s, codes)
-	if n == 0 {
-		return false
-	}
-	return codes[cc]&(1<<(len(s)-1-n)) != 0
+	possible, _ := screenE164(s)
+	return possible
 }
 
 // TrunkZeroE164 reports whether s, in E.164, has a 0 right after its
@@ -88,12 +81,25 @@ func PossibleE164(s string) bool {
 // in the few countries, Italy among them, whose numbers start with 0).
 // Such a number needs ParsePhone, which drops the prefix where it is one.
 func TrunkZeroE164(s string) bool {
-	codes := callingCodes()
-	if codes == nil || !IsE164(s) {
+	if !IsE164(s) {
 		return false
 	}
-	_, n := callingCode(s, codes)
-	return n > 0 && 1+n < len(s) && s[1+n] == '0'
+	_, trunkZero := screenE164(s)
+	return trunkZero
+}
+
+// screenE164 is PossibleE164 and TrunkZeroE164 of s, which must be
+// E.164-shaped (IsE164), with one lookup of its calling code.
+func screenE164(s string) (possible, trunkZero bool) {
+	codes := callingCodes()
+	if codes == nil { // no metadata: the shape is all there is to check
+		return true, false
+	}
+	cc, n := callingCode(s, codes)
+	if n == 0 {
+		return false, false
+	}
+	return codes[cc]&(1<<(len(s)-1-n)) != 0, 1+n < len(s) && s[1+n] == '0'
 }
 
 // callingCode returns the calling code that E.164 s starts with and its
