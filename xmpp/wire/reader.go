@@ -98,6 +98,10 @@ var (
 	errRepeatedAttr = &StreamError{Condition: "not-well-formed", Text: "attribute repeated"}
 	errNonASCIIName = &StreamError{Condition: "not-well-formed",
 		Text: "names outside ASCII are not accepted"}
+	// Namespaces in XML 1.0 § 3: the prefix xmlns is bound by definition
+	// and must not be declared.
+	errXMLNSDeclared = &StreamError{Condition: "bad-namespace-prefix",
+		Text: "the prefix xmlns cannot be declared"}
 	errAttrSpace = &StreamError{Condition: "not-well-formed",
 		Text: "no white space before an attribute"}
 	errEmptyPrefix = &StreamError{Condition: "not-well-formed",
@@ -559,7 +563,7 @@ func (r *Reader) startTag(first byte) (*Element, string, bool, error) {
 				return nil, "", false, errEmptyPrefix
 			}
 			if local == "xmlns" {
-				return nil, "", false, errBadPrefix
+				return nil, "", false, errXMLNSDeclared
 			}
 			r.binds = append(r.binds, binding{local, value})
 		}

@@ -452,5 +452,5 @@ func sameEnd(a, b error) bool {
 // encoding/xml accepts the input.
 func strictlyRefused(err error) bool {
 	return err == errRepeatedAttr || err == errEmptyPrefix ||
-		err == errAttrSpace || err == errNonASCIIName
+		err == errAttrSpace || err == errNonASCIIName || err == errXMLNSDeclared
 }
